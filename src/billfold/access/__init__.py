@@ -1,0 +1,1 @@
+"""Who may call: API keys per tenant and mode (later also staff users, payers and SSO)."""

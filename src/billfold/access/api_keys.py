@@ -1,0 +1,75 @@
+"""Issuing, checking and revoking API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billfold.access.models import ApiKey
+from billfold.core import clock, ids
+from billfold.core.errors import NotFound, Unauthorized, invalid
+from billfold.core.scope import MODES, Mode, Scope
+from billfold.tenants import service as tenants
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key: ApiKey
+    secret: str  # the only time the full key exists outside the caller's hands
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_api_key(session: Session, *, tenant_id: str, mode: str) -> IssuedKey:
+    if mode not in MODES:
+        raise invalid("mode", "must be test or live")
+    tenants.get_tenant(session, tenant_id)
+    secret = f"bf_{mode}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        id=ids.new_id("api_key"), tenant_id=tenant_id, mode=mode, key_hash=_digest(secret),
+        hint=f"bf_{mode}_…{secret[-4:]}", created_at=clock.utcnow(), revoked_at=None,
+    )
+    session.add(key)
+    session.flush()
+    return IssuedKey(key, secret)
+
+
+def authenticate(session: Session, secret: str) -> Scope:
+    """The scope a key grants. Unknown, malformed and revoked keys all fail the same way."""
+    if not secret.startswith(("bf_test_", "bf_live_")) or len(secret) > 100:
+        raise Unauthorized()
+    digest = _digest(secret)
+    key = session.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).one_or_none()
+    # The lookup is by digest; comparing the digests again in constant time keeps the
+    # final decision independent of how much of the value matched.
+    if key is None or not hmac.compare_digest(key.key_hash, digest) or key.revoked_at is not None:
+        raise Unauthorized()
+    mode: Mode = "live" if key.mode == "live" else "test"
+    return Scope(key.tenant_id, mode)
+
+
+def revoke_api_key(session: Session, *, tenant_id: str, key_id: str) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None or key.tenant_id != tenant_id:
+        raise NotFound("api_key", key_id)
+    if key.revoked_at is None:
+        key.revoked_at = clock.utcnow()
+    return key
+
+
+def list_api_keys(session: Session, scope: Scope) -> list[ApiKey]:
+    return list(session.scalars(
+        select(ApiKey).where(ApiKey.tenant_id == scope.tenant_id, ApiKey.mode == scope.mode)
+        .order_by(ApiKey.id)
+    ))
+
+
+def hint_of(secret: str) -> str:
+    return f"{secret[:8]}…{secret[-4:]}"

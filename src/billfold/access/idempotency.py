@@ -1,0 +1,118 @@
+"""Idempotency keys (DESIGN.md decision 7): a replay returns the stored response, the same
+key with another request is refused, and a key whose first request is still running is a
+conflict. The claim is its own short transaction, so a second request sees it at once."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import Integer, LargeBinary, String, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from billfold.core import clock
+from billfold.core.db import Base
+from billfold.core.scope import Scope
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_record"
+
+    tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(4), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+
+
+def request_hash(method: str, path: str, query: str, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), query.encode(), body):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: Literal["claimed", "replay", "mismatch", "in_flight"]
+    record: IdempotencyRecord | None = None
+
+
+def claim(
+    session: Session, scope: Scope, key: str, fingerprint: str, *, lock_seconds: int,
+    retention_hours: int,
+) -> Claim:
+    """Try to own ``key`` for this request. Commits its own short transaction."""
+    now = clock.utcnow()
+    where = (
+        (IdempotencyRecord.tenant_id == scope.tenant_id)
+        & (IdempotencyRecord.mode == scope.mode) & (IdempotencyRecord.key == key)
+    )
+    try:
+        session.add(IdempotencyRecord(
+            tenant_id=scope.tenant_id, mode=scope.mode, key=key, request_hash=fingerprint,
+            created_at=now,
+        ))
+        session.commit()
+        return Claim("claimed")
+    except IntegrityError:
+        session.rollback()
+    record = session.scalars(select(IdempotencyRecord).where(where)).one_or_none()
+    if record is None:  # released between our insert and read: try once more
+        return claim(session, scope, key, fingerprint, lock_seconds=lock_seconds,
+                     retention_hours=retention_hours)
+    expired = record.created_at < now - timedelta(hours=retention_hours)
+    abandoned = record.completed_at is None and record.created_at < now - timedelta(
+        seconds=lock_seconds)
+    if expired or abandoned:
+        # Take the key over with a conditional UPDATE so only one request wins it.
+        won = session.execute(  # type: ignore[attr-defined]
+            update(IdempotencyRecord).where(where, IdempotencyRecord.created_at == record.created_at)
+            .values(request_hash=fingerprint, created_at=now, status_code=None, body=None,
+                    content_type=None, completed_at=None)
+        ).rowcount
+        session.commit()
+        return Claim("claimed") if won else Claim("in_flight")
+    session.commit()
+    if record.request_hash != fingerprint:
+        return Claim("mismatch", record)
+    if record.completed_at is None:
+        return Claim("in_flight", record)
+    return Claim("replay", record)
+
+
+def complete(session: Session, scope: Scope, key: str, *, status_code: int, content_type: str,
+             body: bytes) -> None:
+    session.execute(
+        update(IdempotencyRecord).where(
+            IdempotencyRecord.tenant_id == scope.tenant_id, IdempotencyRecord.mode == scope.mode,
+            IdempotencyRecord.key == key,
+        ).values(status_code=status_code, content_type=content_type, body=body,
+                 completed_at=clock.utcnow())
+    )
+    session.commit()
+
+
+def release(session: Session, scope: Scope, key: str) -> None:
+    """Forget a claim whose request failed on our side, so the client may retry."""
+    session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.tenant_id == scope.tenant_id, IdempotencyRecord.mode == scope.mode,
+            IdempotencyRecord.key == key,
+        )
+    )
+    session.commit()
+
+
+def purge_expired(session: Session, *, retention_hours: int) -> int:
+    cutoff = clock.utcnow() - timedelta(hours=retention_hours)
+    result = session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

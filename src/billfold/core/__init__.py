@@ -1,0 +1,1 @@
+"""Ground every domain package stands on: configuration, database, clock, errors, ids."""

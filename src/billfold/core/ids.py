@@ -1,0 +1,60 @@
+"""Time-ordered ids (UUIDv7, RFC 9562) shown with a type prefix: ``cus_0193…``."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+
+PREFIXES = {
+    "tenant": "ten",
+    "api_key": "key",
+    "customer": "cus",
+    "billing_account": "ba",
+    "bill_cycle": "bc",
+    "account_category": "acat",
+    "payment_term": "pt",
+    "custom_field": "cf",
+    "note": "note",
+    "contact": "con",
+    "history": "hist",
+    "ledger_account": "la",
+    "ledger_entry": "le",
+    "ledger_posting": "lp",
+}
+
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def uuid7_hex() -> str:
+    """32 hex digits of a UUIDv7; strictly increasing within this process."""
+    global _last_ms, _counter
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms > _last_ms:
+            _last_ms, _counter = ms, int.from_bytes(os.urandom(2), "big") & 0x3FF
+        else:
+            # Same (or earlier) millisecond: keep order with the 12-bit counter and,
+            # when it runs out, borrow the next millisecond.
+            _counter += 1
+            if _counter > 0xFFF:
+                _last_ms, _counter = _last_ms + 1, 0
+        ms, counter = _last_ms, _counter
+    rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
+    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
+    return f"{value:032x}"
+
+
+def new_id(kind: str) -> str:
+    return f"{PREFIXES[kind]}_{uuid7_hex()}"
+
+
+_ID = re.compile(r"^([a-z]+)_([0-9a-f]{32})$")
+
+
+def is_id(kind: str, value: str) -> bool:
+    match = _ID.fullmatch(value)  # with match(), "$" would let a trailing newline in
+    return match is not None and match.group(1) == PREFIXES[kind]

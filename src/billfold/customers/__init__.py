@@ -1,0 +1,1 @@
+"""Customers and their billing accounts: the system of record."""

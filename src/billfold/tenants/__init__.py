@@ -1,0 +1,1 @@
+"""Tenants (billers), their system settings per mode, and their reference data."""

@@ -1,0 +1,98 @@
+"""A tenant is a biller. Each tenant has a test mode and a live mode; settings and
+reference data exist separately in each."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from billfold.core.db import Base, TenantScoped
+
+DISTRIBUTION_OPTIONS = ("none", "email", "paper", "paper_and_email")
+FREQUENCIES = ("weekly", "monthly", "quarterly", "semiannual", "annual")
+CUSTOM_FIELD_OBJECTS = ("customer", "billing_account")
+CUSTOM_FIELD_TYPES = ("text", "number", "date", "boolean", "dropdown")
+
+
+class Tenant(Base):
+    __tablename__ = "tenant"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class TenantSettings(Base):
+    """GTV's system settings, one row per tenant and mode."""
+
+    __tablename__ = "tenant_settings"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenant.id"), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(4), primary_key=True)
+    allow_multi_customer_accounts: Mapped[bool] = mapped_column(Boolean, default=False)
+    enable_responsible_account_management: Mapped[bool] = mapped_column(Boolean, default=False)
+    enable_account_hierarchy_management: Mapped[bool] = mapped_column(Boolean, default=False)
+    require_same_bill_cycle_for_account_hierarchy: Mapped[bool] = mapped_column(
+        Boolean, default=False
+    )
+    invoice_distribution_options: Mapped[list[Any]] = mapped_column(JSON)
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    updated_at: Mapped[datetime]
+
+
+class BillCycle(TenantScoped, Base):
+    __tablename__ = "bill_cycle"
+    __table_args__ = (UniqueConstraint("tenant_id", "mode", "name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    frequency: Mapped[str] = mapped_column(String(12))
+    # ISO weekday (1 = Monday) for weekly cycles, day of month (1-31) otherwise.
+    bill_day: Mapped[int] = mapped_column(Integer)
+    start_date: Mapped[date]
+    created_at: Mapped[datetime]
+
+
+class AccountCategory(TenantScoped, Base):
+    __tablename__ = "account_category"
+    __table_args__ = (UniqueConstraint("tenant_id", "mode", "name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+
+
+class PaymentTerm(TenantScoped, Base):
+    __tablename__ = "payment_term"
+    __table_args__ = (UniqueConstraint("tenant_id", "mode", "name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    net_days: Mapped[int] = mapped_column(Integer)  # 0 = due on receipt
+    created_at: Mapped[datetime]
+
+    def due_date(self, issue_date: date) -> date:
+        from datetime import timedelta
+
+        return issue_date + timedelta(days=self.net_days)
+
+
+class CustomFieldDefinition(TenantScoped, Base):
+    __tablename__ = "custom_field_definition"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "mode", "object_type", "key"),
+        Index(None, "tenant_id", "mode", "object_type"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    object_type: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    field_type: Mapped[str] = mapped_column(String(10))
+    options: Mapped[list[Any] | None] = mapped_column(JSON)
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]

@@ -1,0 +1,312 @@
+"""Use cases for tenants, their settings and reference data. Services never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billfold import money
+from billfold.core import clock, ids
+from billfold.core.errors import FieldError, NotFound, ValidationFailed, invalid
+from billfold.core.scope import MODES, Scope
+from billfold.tenants.models import (
+    CUSTOM_FIELD_OBJECTS,
+    CUSTOM_FIELD_TYPES,
+    DISTRIBUTION_OPTIONS,
+    FREQUENCIES,
+    AccountCategory,
+    BillCycle,
+    CustomFieldDefinition,
+    PaymentTerm,
+    Tenant,
+    TenantSettings,
+)
+
+SETTING_FIELDS = (
+    "allow_multi_customer_accounts",
+    "enable_responsible_account_management",
+    "enable_account_hierarchy_management",
+    "require_same_bill_cycle_for_account_hierarchy",
+    "invoice_distribution_options",
+    "time_zone",
+)
+
+
+def create_tenant(session: Session, *, name: str) -> Tenant:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise invalid("name", "must be 1 to 200 characters")
+    now = clock.utcnow()
+    tenant = Tenant(id=ids.new_id("tenant"), name=name, created_at=now)
+    session.add(tenant)
+    session.flush()
+    for mode in MODES:
+        session.add(
+            TenantSettings(
+                tenant_id=tenant.id, mode=mode, allow_multi_customer_accounts=False,
+                enable_responsible_account_management=False,
+                enable_account_hierarchy_management=False,
+                require_same_bill_cycle_for_account_hierarchy=False,
+                invoice_distribution_options=["none", "email"], time_zone="UTC",
+                updated_at=now,
+            )
+        )
+    session.flush()
+    return tenant
+
+
+def get_tenant(session: Session, tenant_id: str) -> Tenant:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("tenant", tenant_id)
+    return tenant
+
+
+def find_tenant_by_name(session: Session, name: str) -> Tenant | None:
+    return session.scalars(select(Tenant).where(Tenant.name == name).limit(1)).first()
+
+
+def get_settings(session: Session, scope: Scope, *, for_update: bool = False) -> TenantSettings:
+    stmt = select(TenantSettings).where(
+        TenantSettings.tenant_id == scope.tenant_id, TenantSettings.mode == scope.mode
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    settings = session.scalars(stmt).one_or_none()
+    if settings is None:
+        raise NotFound("tenant", scope.tenant_id)
+    return settings
+
+
+def validate_settings_changes(changes: Mapping[str, Any]) -> None:
+    errors: list[FieldError] = []
+    for key, value in changes.items():
+        if key not in SETTING_FIELDS:
+            errors.append(FieldError(key, "is not a setting", "unknown_field"))
+        elif key == "invoice_distribution_options":
+            if not isinstance(value, list) or not value:
+                errors.append(FieldError(key, "must be a non-empty list"))
+            elif bad := [v for v in value if v not in DISTRIBUTION_OPTIONS]:
+                errors.append(
+                    FieldError(key, f"{bad[0]!r} is not one of {', '.join(DISTRIBUTION_OPTIONS)}")
+                )
+            elif len(set(value)) != len(value):
+                errors.append(FieldError(key, "lists an option twice"))
+        elif key == "time_zone":
+            if not isinstance(value, str) or value not in _time_zones():
+                errors.append(FieldError(key, f"{value!r} is not an IANA time zone"))
+        elif not isinstance(value, bool):
+            errors.append(FieldError(key, "must be true or false"))
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _time_zones() -> set[str]:
+    return available_timezones() | {"UTC"}
+
+
+def apply_settings(settings: TenantSettings, changes: Mapping[str, Any]) -> None:
+    validate_settings_changes(changes)
+    for key, value in changes.items():
+        setattr(settings, key, value)
+    settings.updated_at = clock.utcnow()
+
+
+def today(session: Session, scope: Scope) -> date:
+    """The tenant's business date in its own time zone."""
+    return clock.today(get_settings(session, scope).time_zone)
+
+
+# -- reference data --------------------------------------------------------------------
+
+
+def _check_name(name: str, field_name: str = "name") -> str:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise invalid(field_name, "must be 1 to 100 characters")
+    return name
+
+
+def _unique_name(session: Session, scope: Scope, model: Any, name: str) -> None:
+    exists = session.scalar(
+        select(model.id).where(model.tenant_id == scope.tenant_id, model.mode == scope.mode,
+                               model.name == name)
+    )
+    if exists:
+        raise invalid("name", f"{name!r} is already taken", "duplicate")
+
+
+def create_bill_cycle(
+    session: Session, scope: Scope, *, name: str, currency: str | None, frequency: str,
+    bill_day: int, start_date: date,
+) -> BillCycle:
+    name = _check_name(name)
+    errors: list[FieldError] = []
+    if currency is not None and not money.is_active_currency(currency):
+        errors.append(FieldError("currency", f"{currency!r} is not an active ISO 4217 code"))
+    if frequency not in FREQUENCIES:
+        errors.append(FieldError("frequency", f"must be one of {', '.join(FREQUENCIES)}"))
+    elif frequency == "weekly" and not 1 <= bill_day <= 7:
+        errors.append(FieldError("bill_day", "must be 1 (Monday) to 7 (Sunday) for weekly"))
+    elif frequency != "weekly" and not 1 <= bill_day <= 31:
+        errors.append(FieldError("bill_day", "must be a day of the month, 1 to 31"))
+    if errors:
+        raise ValidationFailed(errors)
+    _unique_name(session, scope, BillCycle, name)
+    cycle = BillCycle(
+        id=ids.new_id("bill_cycle"), tenant_id=scope.tenant_id, mode=scope.mode, name=name,
+        currency=currency, frequency=frequency, bill_day=bill_day, start_date=start_date,
+        created_at=clock.utcnow(),
+    )
+    session.add(cycle)
+    session.flush()
+    return cycle
+
+
+def create_account_category(session: Session, scope: Scope, *, name: str) -> AccountCategory:
+    name = _check_name(name)
+    _unique_name(session, scope, AccountCategory, name)
+    category = AccountCategory(
+        id=ids.new_id("account_category"), tenant_id=scope.tenant_id, mode=scope.mode,
+        name=name, created_at=clock.utcnow(),
+    )
+    session.add(category)
+    session.flush()
+    return category
+
+
+def create_payment_term(session: Session, scope: Scope, *, name: str, net_days: int) -> PaymentTerm:
+    name = _check_name(name)
+    if not 0 <= net_days <= 3650:
+        raise invalid("net_days", "must be 0 (due on receipt) to 3650")
+    _unique_name(session, scope, PaymentTerm, name)
+    term = PaymentTerm(
+        id=ids.new_id("payment_term"), tenant_id=scope.tenant_id, mode=scope.mode, name=name,
+        net_days=net_days, created_at=clock.utcnow(),
+    )
+    session.add(term)
+    session.flush()
+    return term
+
+
+def create_custom_field(
+    session: Session, scope: Scope, *, object_type: str, key: str, label: str, field_type: str,
+    options: Sequence[str] | None = None, required: bool = False,
+) -> CustomFieldDefinition:
+    errors: list[FieldError] = []
+    if object_type not in CUSTOM_FIELD_OBJECTS:
+        errors.append(FieldError("object_type", f"must be one of {', '.join(CUSTOM_FIELD_OBJECTS)}"))
+    if not key or len(key) > 64 or not key.replace("_", "").isalnum() or not key.isascii() \
+            or key[0].isdigit():
+        errors.append(FieldError("key", "must be 1-64 letters, digits or _, not starting with a digit"))
+    if not label.strip() or len(label) > 200:
+        errors.append(FieldError("label", "must be 1 to 200 characters"))
+    if field_type not in CUSTOM_FIELD_TYPES:
+        errors.append(FieldError("field_type", f"must be one of {', '.join(CUSTOM_FIELD_TYPES)}"))
+    elif field_type == "dropdown":
+        if not options:
+            errors.append(FieldError("options", "a dropdown needs at least one option"))
+        elif any(not o.strip() or len(o) > 200 for o in options):
+            errors.append(FieldError("options", "each option must be 1 to 200 characters"))
+        elif len(set(options)) != len(options):
+            errors.append(FieldError("options", "lists an option twice"))
+    elif options:
+        errors.append(FieldError("options", "only dropdown fields have options"))
+    if errors:
+        raise ValidationFailed(errors)
+    exists = session.scalar(
+        select(CustomFieldDefinition.id).where(
+            CustomFieldDefinition.tenant_id == scope.tenant_id,
+            CustomFieldDefinition.mode == scope.mode,
+            CustomFieldDefinition.object_type == object_type, CustomFieldDefinition.key == key,
+        )
+    )
+    if exists:
+        raise invalid("key", f"{key!r} is already defined for {object_type}", "duplicate")
+    definition = CustomFieldDefinition(
+        id=ids.new_id("custom_field"), tenant_id=scope.tenant_id, mode=scope.mode,
+        object_type=object_type, key=key, label=label.strip(), field_type=field_type,
+        options=list(options) if field_type == "dropdown" and options else None,
+        required=required, created_at=clock.utcnow(),
+    )
+    session.add(definition)
+    session.flush()
+    return definition
+
+
+def custom_field_definitions(
+    session: Session, scope: Scope, object_type: str
+) -> dict[str, CustomFieldDefinition]:
+    rows = session.scalars(
+        select(CustomFieldDefinition).where(
+            CustomFieldDefinition.tenant_id == scope.tenant_id,
+            CustomFieldDefinition.mode == scope.mode,
+            CustomFieldDefinition.object_type == object_type,
+        )
+    )
+    return {d.key: d for d in rows}
+
+
+def validate_custom_fields(
+    definitions: Mapping[str, CustomFieldDefinition], values: Mapping[str, Any],
+) -> list[FieldError]:
+    """Check a complete set of custom field values against their definitions."""
+    errors: list[FieldError] = []
+    for key, value in values.items():
+        name = f"custom_fields.{key}"
+        definition = definitions.get(key)
+        if definition is None:
+            errors.append(FieldError(name, "is not a defined custom field", "unknown_field"))
+            continue
+        if value is None:
+            continue
+        kind = definition.field_type
+        if kind == "text" and not (isinstance(value, str) and len(value) <= 1000):
+            errors.append(FieldError(name, "must be text of at most 1000 characters"))
+        elif kind == "number" and (
+            isinstance(value, bool) or not isinstance(value, int | float)
+            or abs(value) > 1e15 or value != value
+        ):
+            errors.append(FieldError(name, "must be a number"))
+        elif kind == "boolean" and not isinstance(value, bool):
+            errors.append(FieldError(name, "must be true or false"))
+        elif kind == "date" and not _is_iso_date(value):
+            errors.append(FieldError(name, "must be a date as YYYY-MM-DD"))
+        elif kind == "dropdown" and value not in (definition.options or []):
+            errors.append(
+                FieldError(name, f"must be one of: {', '.join(definition.options or [])}")
+            )
+    for key, definition in definitions.items():
+        if definition.required and values.get(key) is None:
+            errors.append(FieldError(f"custom_fields.{key}", "is required", "required"))
+    return errors
+
+
+def _is_iso_date(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10
+
+
+def get_by_id(session: Session, scope: Scope, model: Any, kind: str, object_id: str) -> Any:
+    row = session.get(model, object_id)
+    if row is None or row.tenant_id != scope.tenant_id or row.mode != scope.mode:
+        raise NotFound(kind, object_id)
+    return row
+
+
+def valid_time_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError):
+        return False
+    return True

@@ -1,0 +1,39 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from billfold import __version__
+from billfold.core.config import Settings, get_settings
+from billfold.core.db import make_engine, make_sessionmaker
+from billfold.web import problems
+from billfold.web.api import customers, ledger, reference
+from billfold.web.deps import DbSession
+from billfold.web.middleware import RequestGuard
+
+DESCRIPTION = """Billfold's JSON API. Authenticate with `Authorization: Bearer <api key>`
+(`bf_test_…` or `bf_live_…`). Errors are `application/problem+json` with a stable `code`
+and one entry per wrong field. Every POST and PATCH accepts an `Idempotency-Key` header."""
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    app = FastAPI(title="Billfold", version=__version__, description=DESCRIPTION)
+    app.state.settings, app.state.engine, app.state.sessions = settings, engine, sessions
+    problems.install(app)
+    app.include_router(reference.router)
+    app.include_router(customers.router)
+    app.include_router(ledger.router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz(db: DbSession) -> dict[str, str]:
+        db.execute(text("SELECT 1"))
+        return {"status": "ok", "database": engine.dialect.name}
+
+    app.add_middleware(RequestGuard, settings=settings, sessions=sessions)
+    return app

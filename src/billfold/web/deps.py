@@ -1,0 +1,66 @@
+"""Dependencies every route uses: a database session and the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from sqlalchemy.orm import Session
+
+from billfold.access import api_keys
+from billfold.core.errors import Unauthorized, invalid
+from billfold.core.scope import Scope
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    session: Session = request.app.state.sessions()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(get_db)]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    scope: Scope
+    actor: str
+
+
+def get_caller(request: Request, db: DbSession) -> Caller:
+    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise Unauthorized("Send an API key as 'Authorization: Bearer bf_test_…'")
+    scope = api_keys.authenticate(db, secret.strip())
+    db.rollback()  # end the read transaction; the route starts its own
+    return Caller(scope, actor=f"api_key:{api_keys.hint_of(secret.strip())}")
+
+
+ApiCaller = Annotated[Caller, Depends(get_caller)]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    limit: int
+    starting_after: str | None
+
+
+def get_page(
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100")] = 10,
+    starting_after: Annotated[str | None, Query(max_length=40,
+                              description="Id of the last object of the previous page")] = None,
+) -> Page:
+    if starting_after is not None and not starting_after.replace("_", "").isalnum():
+        raise invalid("starting_after", "must be an object id")
+    return Page(limit, starting_after)
+
+
+Pagination = Annotated[Page, Depends(get_page)]
+
+
+def paged(items: list[object], page: Page) -> dict[str, object]:
+    return {"data": items[: page.limit], "has_more": len(items) > page.limit}

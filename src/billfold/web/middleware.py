@@ -1,0 +1,161 @@
+"""Request-body limit and Idempotency-Key handling, as plain ASGI middleware so they see
+the raw body and the final response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anyio import to_thread
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from billfold.access import api_keys
+from billfold.access import idempotency as idem
+from billfold.core.config import Settings
+from billfold.core.errors import Unauthorized
+from billfold.core.scope import Scope as TenantScope
+from billfold.web.problems import PROBLEM, problem_bytes
+
+MUTATING = {"POST", "PATCH", "PUT", "DELETE"}
+
+
+async def _send_problem(send: Send, status: int, code: str, title: str, detail: str) -> None:
+    body = problem_bytes(status, code, title, detail)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", PROBLEM.encode()),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def bearer_secret(headers: dict[bytes, bytes]) -> str | None:
+    value = headers.get(b"authorization", b"").decode("latin-1")
+    scheme, _, secret = value.partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, *, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        self.app, self.settings, self.sessions = app, settings, sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in MUTATING:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        limit = self.settings.max_body_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_problem(send, 413, "body_too_large", "Request body too large",
+                                f"The request body is over the {limit}-byte limit.")
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _send_problem(send, 413, "body_too_large", "Request body too large",
+                                    f"The request body is over the {limit}-byte limit.")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return {"type": "http.disconnect"}
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        key = headers.get(b"idempotency-key", b"").decode("latin-1").strip()
+        secret = bearer_secret(headers)
+        if not key or secret is None or scope["method"] not in ("POST", "PATCH"):
+            await self.app(scope, replay, send)
+            return
+        if len(key) > 255:
+            await _send_problem(send, 422, "validation_failed", "Validation failed",
+                                "Idempotency-Key: must be at most 255 characters")
+            return
+        tenant = await to_thread.run_sync(self._authenticate, secret)
+        if tenant is None:
+            await self.app(scope, replay, send)  # the route answers 401
+            return
+        fingerprint = idem.request_hash(scope["method"], scope["path"],
+                                        scope.get("query_string", b"").decode("latin-1"), body)
+        claim = await to_thread.run_sync(self._claim, tenant, key, fingerprint)
+        if claim.outcome == "mismatch":
+            await _send_problem(send, 422, "idempotency_key_reused", "Idempotency key reused",
+                                "This Idempotency-Key was used with a different request.")
+            return
+        if claim.outcome == "in_flight":
+            await _send_problem(send, 409, "idempotency_key_in_flight", "Request in progress",
+                                "A request with this Idempotency-Key is still being processed.")
+            return
+        if claim.outcome == "replay":
+            record = claim.record
+            assert record is not None
+            assert record.status_code is not None
+            stored = record.body or b""
+            await send({"type": "http.response.start", "status": record.status_code,
+                        "headers": [(b"content-type", (record.content_type or "").encode()),
+                                    (b"content-length", str(len(stored)).encode()),
+                                    (b"idempotent-replayed", b"true")]})
+            await send({"type": "http.response.body", "body": stored})
+            return
+        await self._run_and_store(scope, replay, send, tenant, key)
+
+    async def _run_and_store(self, scope: Scope, receive: Receive, send: Send,
+                             tenant: TenantScope, key: str) -> None:
+        status = 500
+        content_type = ""
+        parts: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal status, content_type
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"content-type":
+                        content_type = value.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                parts.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            if status >= 500 or status in (401, 409, 429):
+                # Nothing was written (or we cannot tell): let the client retry the key.
+                await to_thread.run_sync(self._release, tenant, key)
+            else:
+                await to_thread.run_sync(self._complete, tenant, key, status, content_type,
+                                         b"".join(parts))
+
+    # -- database work, run in a worker thread ----------------------------------------
+    def _authenticate(self, secret: str) -> TenantScope | None:
+        with self.sessions() as session:
+            try:
+                return api_keys.authenticate(session, secret)
+            except Unauthorized:
+                return None
+
+    def _claim(self, tenant: TenantScope, key: str, fingerprint: str) -> Any:
+        with self.sessions() as session:
+            return idem.claim(session, tenant, key, fingerprint,
+                              lock_seconds=self.settings.idempotency_lock_seconds,
+                              retention_hours=self.settings.idempotency_retention_hours)
+
+    def _complete(self, tenant: TenantScope, key: str, status: int, content_type: str,
+                  body: bytes) -> None:
+        with self.sessions() as session:
+            idem.complete(session, tenant, key, status_code=status, content_type=content_type,
+                          body=body)
+
+    def _release(self, tenant: TenantScope, key: str) -> None:
+        with self.sessions() as session:
+            idem.release(session, tenant, key)
