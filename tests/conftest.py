@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,11 @@ def _admin_engine() -> Engine:
     return create_engine(normalise_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def migrated_database(tmp_dir: Path) -> Iterator[str]:
+    """A freshly migrated database of the backend under test, dropped afterwards."""
     if BACKEND == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'billfold.db'}"
+        url = f"sqlite:///{tmp_dir / 'billfold.db'}"
         upgrade(url)
         yield url
         return
@@ -62,6 +64,20 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with migrated_database(tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_database_url(tmp_path: Path) -> Iterator[str]:
+    """A database of this test's own, for tests that must see the whole database
+    (ledger verify, the demo, CLI runs) or that deliberately break it."""
+    with migrated_database(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

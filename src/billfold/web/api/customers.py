@@ -46,7 +46,7 @@ def _accounts_out(db: DbSession, rows: list[BillingAccount]) -> list[dict[str, A
     owners = {r.customer_id for r in rows}
     defaults = dict(db.execute(
         select(Customer.id, Customer.default_billing_account_id).where(Customer.id.in_(owners))
-    ).tuples().all()) if owners else {}
+    ).all()) if owners else {}
     return [account_out(r, defaults.get(r.customer_id)) for r in rows]
 
 

@@ -1,0 +1,193 @@
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DatabaseError
+
+from billfold.core import ids
+from billfold.core.db import transaction
+from billfold.ledger import service as ledger
+from billfold.ledger.models import LedgerEntry, LedgerPosting
+from billfold.ledger.service import AccountRef, PostingLine, SourceRef
+from billfold.ledger.verify import verify
+from billfold.money import Money
+
+DAY = date(2026, 3, 1)
+DAY_AT = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def invoice_lines(account_id: str, amount: int, tax: int = 0, currency: str = "USD"):
+    lines = [PostingLine(AccountRef("receivable", account_id), Money(amount + tax, currency)),
+             PostingLine(AccountRef("revenue"), Money(-amount, currency))]
+    if tax:
+        lines.append(PostingLine(AccountRef("tax_payable"), Money(-tax, currency)))
+    return lines
+
+
+def entry_count(session, scope) -> int:
+    return session.scalar(select(func.count()).select_from(LedgerEntry)
+                          .where(LedgerEntry.tenant_id == scope.tenant_id))
+
+
+class TestPost:
+    def test_posts_a_balanced_entry_and_moves_balances(self, session, scope):
+        with transaction(session):
+            ledger.post(session, scope, source=SourceRef("invoice", "inv_1"),
+                        lines=invoice_lines("ba_1", 1000, 80), description="Invoice 1",
+                        effective_date=DAY)
+        balances = ledger.billing_account_balances(session, scope, "ba_1")
+        assert balances["receivable"] == {"USD": 1080}
+        revenue = ledger.ledger_account(session, scope, AccountRef("revenue"), "USD")
+        assert revenue.balance_minor == -1000
+        assert ledger.balance(session, revenue) == Money(-1000, "USD")
+
+    def test_refuses_an_entry_that_does_not_sum_to_zero(self, session, scope):
+        lines = [PostingLine(AccountRef("receivable", "ba_1"), Money(1000, "USD")),
+                 PostingLine(AccountRef("revenue"), Money(-999, "USD"))]
+        with pytest.raises(ledger.UnbalancedEntry, match="USD off by 1"), transaction(session):
+            ledger.post(session, scope, source=SourceRef("invoice", "inv_2"), lines=lines,
+                        description="x", effective_date=DAY)
+        assert entry_count(session, scope) == 0
+
+    def test_balances_each_currency_on_its_own(self, session, scope):
+        lines = [PostingLine(AccountRef("receivable", "ba_1"), Money(1000, "USD")),
+                 PostingLine(AccountRef("revenue"), Money(-1000, "MXN"))]
+        with pytest.raises(ledger.UnbalancedEntry), transaction(session):
+            ledger.post(session, scope, source=SourceRef("invoice", "inv_3"), lines=lines,
+                        description="x", effective_date=DAY)
+
+    def test_refuses_a_single_posting(self, session, scope):
+        with pytest.raises(ledger.UnbalancedEntry, match="at least two"):
+            ledger.check_balanced([PostingLine(AccountRef("revenue"), Money(0, "USD"))])
+
+    def test_refuses_posting_the_same_source_twice(self, session, scope):
+        with transaction(session):
+            ledger.post(session, scope, source=SourceRef("invoice", "inv_4"),
+                        lines=invoice_lines("ba_1", 500), description="x", effective_date=DAY)
+        with pytest.raises(ledger.DuplicateSource), transaction(session):
+            ledger.post(session, scope, source=SourceRef("invoice", "inv_4"),
+                        lines=invoice_lines("ba_1", 500), description="x", effective_date=DAY)
+        assert entry_count(session, scope) == 1
+        assert ledger.billing_account_balances(session, scope, "ba_1")["receivable"] == {"USD": 500}
+
+    def test_keeps_tenants_apart(self, session, make_scope):
+        a, b = make_scope(), make_scope()
+        with transaction(session):
+            ledger.post(session, a, source=SourceRef("invoice", "same"),
+                        lines=invoice_lines("ba_1", 500), description="x", effective_date=DAY)
+            ledger.post(session, b, source=SourceRef("invoice", "same"),
+                        lines=invoice_lines("ba_1", 700), description="x", effective_date=DAY)
+        assert ledger.billing_account_balances(session, a, "ba_1")["receivable"] == {"USD": 500}
+        assert ledger.billing_account_balances(session, b, "ba_1")["receivable"] == {"USD": 700}
+
+
+class TestReverse:
+    def test_reversal_negates_the_entry_exactly(self, session, scope):
+        with transaction(session):
+            entry = ledger.post(session, scope, source=SourceRef("invoice", "inv_5"),
+                                lines=invoice_lines("ba_2", 1000, 50), description="x",
+                                effective_date=DAY)
+            reversal = ledger.reverse(session, scope, entry_id=entry.id)
+        assert reversal.reverses_entry_id == entry.id
+        assert ledger.billing_account_balances(session, scope, "ba_2")["receivable"] == {"USD": 0}
+
+    def test_an_entry_is_reversed_at_most_once(self, session, scope):
+        with transaction(session):
+            entry = ledger.post(session, scope, source=SourceRef("invoice", "inv_6"),
+                                lines=invoice_lines("ba_2", 1000), description="x",
+                                effective_date=DAY)
+            ledger.reverse(session, scope, entry_id=entry.id)
+        with pytest.raises(ledger.DuplicateSource), transaction(session):
+            ledger.reverse(session, scope, entry_id=entry.id)
+
+    def test_a_reversal_is_not_itself_reversed(self, session, scope):
+        with transaction(session):
+            entry = ledger.post(session, scope, source=SourceRef("invoice", "inv_7"),
+                                lines=invoice_lines("ba_2", 1000), description="x",
+                                effective_date=DAY)
+            reversal = ledger.reverse(session, scope, entry_id=entry.id)
+        with pytest.raises(ledger.Conflict), transaction(session):
+            ledger.reverse(session, scope, entry_id=reversal.id)
+
+    def test_another_tenants_entry_is_not_found(self, session, make_scope):
+        a, b = make_scope(), make_scope()
+        with transaction(session):
+            entry = ledger.post(session, a, source=SourceRef("invoice", "inv_8"),
+                                lines=invoice_lines("ba_2", 1000), description="x",
+                                effective_date=DAY)
+        with pytest.raises(ledger.NotFound), transaction(session):
+            ledger.reverse(session, b, entry_id=entry.id)
+
+
+class TestAppendOnly:
+    """The database itself refuses to change or remove ledger rows."""
+
+    @pytest.mark.parametrize("statement", [
+        "UPDATE ledger_posting SET amount_minor = amount_minor + 1",
+        "DELETE FROM ledger_posting",
+        "UPDATE ledger_entry SET description = 'changed'",
+        "DELETE FROM ledger_entry",
+    ])
+    def test_refuses_updates_and_deletes(self, session, scope, statement):
+        with transaction(session):
+            ledger.post(session, scope, source=SourceRef("invoice", "inv_9"),
+                        lines=invoice_lines("ba_3", 1000), description="x", effective_date=DAY)
+        with pytest.raises(DatabaseError, match="append-only"), transaction(session):
+            session.execute(text(f"{statement} WHERE tenant_id = :t"), {"t": scope.tenant_id})
+
+
+@pytest.fixture
+def own_db(fresh_database_url):
+    """verify() reads the whole database, and these tests break it on purpose."""
+    from billfold.core.db import make_engine, make_sessionmaker
+    from billfold.core.scope import Scope
+    from billfold.tenants import service as tenants
+
+    engine = make_engine(fresh_database_url)
+    with make_sessionmaker(engine)() as session:
+        with transaction(session):
+            tenant = tenants.create_tenant(session, name="Verify")
+        yield session, Scope(tenant.id, "test")
+    engine.dispose()
+
+
+class TestVerify:
+    def test_finds_nothing_wrong_in_a_clean_ledger(self, own_db):
+        session, scope = own_db
+        with transaction(session):
+            entry = ledger.post(session, scope, source=SourceRef("invoice", "inv_0"),
+                                lines=invoice_lines("ba_4", 1000, 10), description="x",
+                                effective_date=DAY)
+            ledger.reverse(session, scope, entry_id=entry.id)
+        assert verify(session) == []
+
+    def test_names_an_entry_that_does_not_balance(self, own_db):
+        session, scope = own_db
+        entry_id = ids.new_id("ledger_entry")
+        with transaction(session):
+            account = ledger.ledger_account(session, scope, AccountRef("revenue"), "USD")
+            session.execute(insert(LedgerEntry).values(
+                id=entry_id, tenant_id=scope.tenant_id, mode=scope.mode, source_type="bad",
+                source_id=entry_id, description="written around post()", effective_date=DAY,
+                posted_at=DAY_AT))
+            for amount in (100, -90):
+                session.execute(insert(LedgerPosting).values(
+                    id=ids.new_id("ledger_posting"), tenant_id=scope.tenant_id, mode=scope.mode,
+                    entry_id=entry_id, ledger_account_id=account.id, amount_minor=amount,
+                    currency="USD"))
+        problems = [str(p) for p in verify(session)]
+        assert any(p.startswith(entry_id) and "sum to 10" in p for p in problems)
+        # the stored balance was not moved by the raw insert, so the account disagrees too
+        assert any(p.startswith(account.id) for p in problems)
+
+    def test_names_a_stored_balance_that_disagrees(self, own_db):
+        session, scope = own_db
+        with transaction(session):
+            ledger.post(session, scope, source=SourceRef("invoice", "inv_10"),
+                        lines=invoice_lines("ba_4", 1000), description="x", effective_date=DAY)
+            account = ledger.ledger_account(session, scope, AccountRef("receivable", "ba_4"), "USD")
+            session.execute(text("UPDATE ledger_account SET balance_minor = 1 WHERE id = :i"),
+                            {"i": account.id})
+        assert [str(p) for p in verify(session)] == [
+            f"{account.id}: stored balance 1 but its postings sum to 1000"]
+
