@@ -4,7 +4,9 @@ numbers are gap-free as long as the surrounding transaction commits."""
 
 from __future__ import annotations
 
-from sqlalchemy import String, Table, insert, select, update
+from typing import cast
+
+from sqlalchemy import String, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -21,26 +23,29 @@ class NumberSequence(Base):
     next_value: Mapped[int]
 
 
+_table = cast(Table, NumberSequence.__table__)
+# Built once: on SQLite, building and caching a new statement costs more than running it.
+_RESERVE = (
+    update(_table)
+    .where(_table.c.tenant_id == bindparam("in_tenant"), _table.c.mode == bindparam("in_mode"),
+           _table.c.series == bindparam("in_series"))
+    .values(next_value=_table.c.next_value + bindparam("count"))
+    .returning(_table.c.next_value)
+)
+
+
 def next_values(session: Session, scope: Scope, series: str, count: int = 1) -> range:
     """Reserve ``count`` consecutive values of ``series`` and return them."""
-    table = NumberSequence.__table__
-    assert isinstance(table, Table)
-    where = (
-        (table.c.tenant_id == scope.tenant_id)
-        & (table.c.mode == scope.mode)
-        & (table.c.series == series)
-    )
+    params = {"in_tenant": scope.tenant_id, "in_mode": scope.mode, "in_series": series,
+              "count": count}
     for _ in range(2):
-        result = session.execute(
-            update(table).where(where).values(next_value=table.c.next_value + count)
-            .returning(table.c.next_value)
-        ).scalar_one_or_none()
+        result = session.execute(_RESERVE, params).scalar_one_or_none()
         if result is not None:
             return range(result - count, result)
         try:
             with session.begin_nested():
                 session.execute(
-                    insert(table).values(
+                    insert(_table).values(
                         tenant_id=scope.tenant_id, mode=scope.mode, series=series,
                         next_value=1 + count,
                     )

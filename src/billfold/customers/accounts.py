@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billfold import money
+from billfold.core import txcache
 from billfold.core.errors import FieldError, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers import fields
@@ -37,6 +38,8 @@ ACCOUNT_FIELDS = (
 # Fixed once the account exists, as on GTV's Edit Billing Account window.
 IMMUTABLE_FIELDS = ("number", "customer_id", "currency", "start_date")
 MAX_MINOR = 10**15
+# Read once per transaction: a bulk job names the same few for every account it creates.
+REFERENCE_DATA = (AccountCategory, BillCycle, PaymentTerm)
 
 
 def _in_scope(row: Any, scope: Scope) -> bool:
@@ -48,12 +51,22 @@ def _reference(
 ) -> Any:
     if object_id is None:
         return None
-    row = session.get(model, object_id) if isinstance(object_id, str) else None
+    if not isinstance(object_id, str):
+        row = None
+    elif model in REFERENCE_DATA:
+        row = txcache.cached(session, (model.__tablename__, object_id),
+                             lambda: session.get(model, object_id))
+    else:
+        row = session.get(model, object_id)
     if not _in_scope(row, scope):
         problems.add(field, f"no {model.__tablename__.replace('_', ' ')} with id {object_id!r}",
                      "not_found")
         return None
     return row
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def managed_count(session: Session, account_id: str) -> int:
@@ -127,10 +140,14 @@ def apply_account_fields(
         p.add(name("invoice_type"),
               f"must be one of the tenant's invoice_distribution_options: "
               f"{', '.join(settings.invoice_distribution_options)}")
-    if not -30 <= new["auto_pay_offset_days"] <= 30:
+    if not _is_int(new["auto_pay_offset_days"]) or not -30 <= new["auto_pay_offset_days"] <= 30:
         p.add(name("auto_pay_offset_days"), "must be between -30 and 30 days")
-    if not 0 <= new["minimum_invoice_amount_minor"] <= MAX_MINOR:
+    if not _is_int(new["minimum_invoice_amount_minor"]) \
+            or not 0 <= new["minimum_invoice_amount_minor"] <= MAX_MINOR:
         p.add(name("minimum_invoice_amount_minor"), "must be zero or more")
+    for flag in ("taxable", "authorize_auto_payment"):
+        if not isinstance(new[flag], bool):  # an explicit null would reach a NOT NULL column
+            p.add(name(flag), "must be true or false")
     if "preferred_language" in changes:
         new["preferred_language"] = fields.language(new["preferred_language"],
                                                     name("preferred_language"), p) or "en"
@@ -273,6 +290,10 @@ def set_status(
     if status not in allowed.get(account.status, frozenset()):
         raise ValidationFailed([FieldError(
             "status", f"cannot change from {account.status} to {status}", "invalid_transition")])
+    if status == "deactivated" and managed_count(session, account.id):
+        raise ValidationFailed([FieldError(
+            "status", "cannot deactivate an account that is responsible for managed accounts; "
+                      "move them to another responsible account first")])
     account.status = status
 
 

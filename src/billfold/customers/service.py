@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids, sequences
@@ -96,11 +96,13 @@ def create_customer(
     if customer.number is None:
         customer.number = _generate_number(session, scope, Customer, "customer", "CUST")
         customer.number_key = fields.search_key(customer.number) or ""
-    _ensure_unique(session, scope, Customer, customer, "")
+        _ensure_unique(session, scope, Customer, customer, "", checked=("external_number",))
+    else:
+        _ensure_unique(session, scope, Customer, customer, "")
     customer.default_billing_account_id = account.id
     _copy_customer_keys(customer, account)
     session.add(customer)
-    session.flush([customer])  # its default-account key is deferred; the account's is not
+    session.flush()  # the customer first: its default-account key is deferred, the account's is not
     session.add(account)
     history.record(session, scope, object_type="customer", object_id=customer.id,
                    action="created", actor=actor, before={},
@@ -231,26 +233,41 @@ def _copy_customer_keys(customer: Customer, account: BillingAccount) -> None:
     account.customer_number_key = customer.number_key
 
 
+# Built once: on SQLite, building and caching a new statement costs more than running it.
+_NUMBER_TAKEN = {
+    model: select(model.id).where(model.tenant_id == bindparam("tenant_id"),
+                                  model.mode == bindparam("mode"),
+                                  model.number_key == bindparam("key"))
+    for model in (Customer, BillingAccount)
+}
+
+
 def _generate_number(session: Session, scope: Scope, model: Any, series: str, prefix: str) -> str:
     """The next free number in the series; numbers given by hand are skipped over."""
     while True:
         (value,) = sequences.next_values(session, scope, series)
         candidate = f"{prefix}-{value:06d}"
-        taken = session.scalar(select(model.id).where(
-            model.tenant_id == scope.tenant_id, model.mode == scope.mode,
-            model.number_key == candidate.casefold()))
+        taken = session.scalar(_NUMBER_TAKEN[model], {
+            "tenant_id": scope.tenant_id, "mode": scope.mode, "key": candidate.casefold()})
         if not taken:
             return candidate
 
 
-def _ensure_unique(session: Session, scope: Scope, model: Any, obj: Any, prefix: str) -> None:
-    for field in ("number", "external_number"):
+def _ensure_unique(session: Session, scope: Scope, model: Any, obj: Any, prefix: str, *,
+                   checked: tuple[str, ...] = ("number", "external_number")) -> None:
+    """Raise Conflict when another row has the same number or external number. A number
+    _generate_number just returned was found free then, so callers leave it out of
+    ``checked``."""
+    for field in checked:
         key = getattr(obj, f"{field}_key")
         if key is None:
             continue
-        clash = session.scalar(select(model.id).where(
-            model.tenant_id == scope.tenant_id, model.mode == scope.mode,
-            getattr(model, f"{field}_key") == key, model.id != obj.id))
+        # No autoflush: flushing the changed row first would hit the unique index and
+        # raise IntegrityError instead of this Conflict.
+        with session.no_autoflush:
+            clash = session.scalar(select(model.id).where(
+                model.tenant_id == scope.tenant_id, model.mode == scope.mode,
+                getattr(model, f"{field}_key") == key, model.id != obj.id))
         if clash:
             kind = "customer" if model is Customer else "billing account"
             raise Conflict(f"another {kind} already has {field} {getattr(obj, field)!r}",
@@ -279,7 +296,9 @@ def _new_account(
     if account.number is None:
         account.number = _generate_number(session, scope, BillingAccount, "billing_account", "ACCT")
         account.number_key = fields.search_key(account.number) or ""
-    _ensure_unique(session, scope, BillingAccount, account, prefix)
+        _ensure_unique(session, scope, BillingAccount, account, prefix, checked=("external_number",))
+    else:
+        _ensure_unique(session, scope, BillingAccount, account, prefix)
     _copy_customer_keys(customer, account)
     return account
 
@@ -312,6 +331,11 @@ def update_billing_account(
     session: Session, scope: Scope, *, account_id: str, changes: Mapping[str, Any], actor: str,
 ) -> BillingAccount:
     settings = tenants.get_settings(session, scope)
+    if "is_default" in changes:
+        # Lock the customer before the account, the order update_customer takes them in
+        # (its new default's foreign key locks the account), so the two cannot deadlock.
+        owner_id = get_billing_account(session, scope, account_id).customer_id
+        get_customer(session, scope, owner_id, for_update=True)
     account = get_billing_account(session, scope, account_id, for_update=True)
     before = history.snapshot(account, accounts.ACCOUNT_FIELDS)
     make_default = changes.get("is_default")

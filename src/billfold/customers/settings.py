@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from billfold.core.errors import FieldError, ValidationFailed
 from billfold.core.scope import Scope
@@ -41,6 +41,15 @@ def update_settings(session: Session, scope: Scope, changes: Mapping[str, Any]) 
     ):
         errors.append(FieldError("enable_account_hierarchy_management",
                                  "child accounts exist; remove their parent accounts first"))
+    parent = aliased(BillingAccount)
+    if changes.get("require_same_bill_cycle_for_account_hierarchy") is True and session.scalar(
+        select(func.count()).select_from(BillingAccount)
+        .join(parent, parent.id == BillingAccount.parent_account_id)
+        .where(in_scope, parent.bill_cycle_id != BillingAccount.bill_cycle_id)
+    ):
+        errors.append(FieldError("require_same_bill_cycle_for_account_hierarchy",
+                                 "child accounts have another bill cycle than their parent; "
+                                 "move them to the parent's bill cycle first"))
     options = changes.get("invoice_distribution_options")
     if options is not None:
         used = session.scalars(

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billfold import money
-from billfold.core import clock, ids
+from billfold.core import clock, ids, txcache
 from billfold.core.errors import FieldError, NotFound, ValidationFailed, invalid
 from billfold.core.scope import MODES, Scope
 from billfold.tenants.models import (
@@ -72,15 +72,23 @@ def find_tenant_by_name(session: Session, name: str) -> Tenant | None:
 
 
 def get_settings(session: Session, scope: Scope, *, for_update: bool = False) -> TenantSettings:
+    if for_update:
+        settings = _load_settings(session, scope, for_update=True)
+    else:
+        settings = txcache.cached(session, ("tenant_settings", scope),
+                                  lambda: _load_settings(session, scope, for_update=False))
+    if settings is None:
+        raise NotFound("tenant", scope.tenant_id)
+    return settings
+
+
+def _load_settings(session: Session, scope: Scope, *, for_update: bool) -> TenantSettings | None:
     stmt = select(TenantSettings).where(
         TenantSettings.tenant_id == scope.tenant_id, TenantSettings.mode == scope.mode
     )
     if for_update:
         stmt = stmt.with_for_update()
-    settings = session.scalars(stmt).one_or_none()
-    if settings is None:
-        raise NotFound("tenant", scope.tenant_id)
-    return settings
+    return session.scalars(stmt).one_or_none()
 
 
 def validate_settings_changes(changes: Mapping[str, Any]) -> None:
@@ -236,20 +244,24 @@ def create_custom_field(
     )
     session.add(definition)
     session.flush()
+    txcache.forget(session)
     return definition
 
 
 def custom_field_definitions(
     session: Session, scope: Scope, object_type: str
 ) -> dict[str, CustomFieldDefinition]:
-    rows = session.scalars(
-        select(CustomFieldDefinition).where(
-            CustomFieldDefinition.tenant_id == scope.tenant_id,
-            CustomFieldDefinition.mode == scope.mode,
-            CustomFieldDefinition.object_type == object_type,
+    def load() -> dict[str, CustomFieldDefinition]:
+        rows = session.scalars(
+            select(CustomFieldDefinition).where(
+                CustomFieldDefinition.tenant_id == scope.tenant_id,
+                CustomFieldDefinition.mode == scope.mode,
+                CustomFieldDefinition.object_type == object_type,
+            )
         )
-    )
-    return {d.key: d for d in rows}
+        return {d.key: d for d in rows}
+
+    return dict(txcache.cached(session, ("custom_field_definitions", scope, object_type), load))
 
 
 def validate_custom_fields(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -11,7 +11,7 @@ from billfold.core.config import Settings, get_settings
 from billfold.core.db import make_engine, make_sessionmaker
 from billfold.web import problems
 from billfold.web.api import customers, ledger, reference
-from billfold.web.deps import DbSession
+from billfold.web.deps import DbSession, reject_nul_parameters
 from billfold.web.middleware import RequestGuard
 
 DESCRIPTION = """Billfold's JSON API. Authenticate with `Authorization: Bearer <api key>`
@@ -23,7 +23,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    app = FastAPI(title="Billfold", version=__version__, description=DESCRIPTION)
+    app = FastAPI(title="Billfold", version=__version__, description=DESCRIPTION,
+                  dependencies=[Depends(reject_nul_parameters)])
     app.state.settings, app.state.engine, app.state.sessions = settings, engine, sessions
     problems.install(app)
     app.include_router(reference.router)

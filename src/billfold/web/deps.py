@@ -14,6 +14,15 @@ from billfold.core.errors import Unauthorized, invalid
 from billfold.core.scope import Scope
 
 
+def reject_nul_parameters(request: Request) -> None:
+    """Refuse a NUL character in any path or query parameter: PostgreSQL cannot even
+    compare text holding one, so it would otherwise surface as a 500."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        if "\x00" in name or "\x00" in str(value):
+            raise invalid(name.replace("\x00", "\\0") or "(unnamed parameter)",
+                          "may not contain NUL characters")
+
+
 def get_db(request: Request) -> Iterator[Session]:
     session: Session = request.app.state.sessions()
     try:

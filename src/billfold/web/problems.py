@@ -67,8 +67,13 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
             message = "is not a known field"
         elif error.get("type") == "missing":
             message = "is required"
-        fields.append(FieldError(_field_name(tuple(error.get("loc", ()))), message,
-                                 str(error.get("type", "invalid"))))
+        loc = tuple(error.get("loc", ()))
+        name = _field_name(loc)
+        # A whole-model check (the NUL check) names the offending field in ctx["field"].
+        inner = str((error.get("ctx") or {}).get("field") or "")
+        if inner:
+            name = inner if len(loc) <= 1 else name + ("" if inner[0] == "[" else ".") + inner
+        fields.append(FieldError(name, message, str(error.get("type", "invalid"))))
     return problem(422, "validation_failed", "Validation failed",
                    "; ".join(f"{f.field}: {f.message}" for f in fields), fields)
 
@@ -93,8 +98,11 @@ async def _operational_error(request: Request, exc: OperationalError) -> JSONRes
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
              413: "body_too_large", 415: "unsupported_media_type"}
-    return problem(exc.status_code, codes.get(exc.status_code, "http_error"),
-                   str(exc.detail), str(exc.detail))
+    code = codes.get(exc.status_code, "http_error")
+    if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+        # Bodies FastAPI cannot even decode (not UTF-8, nested too deeply).
+        code = "malformed_json"
+    return problem(exc.status_code, code, str(exc.detail), str(exc.detail))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic_core import PydanticCustomError
 
 Text = Annotated[StrictStr, Field(max_length=200)]
 ShortText = Annotated[StrictStr, Field(max_length=100)]
@@ -20,14 +21,25 @@ Status = Literal["active", "suspended", "deactivated", "pending_collection"]
 Rendering = Literal["aggregated", "per_account"]
 
 
-def _has_nul(value: Any) -> bool:
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) holding a NUL character, "" for the
+    value itself, None when there is none."""
     if isinstance(value, str):
-        return "\x00" in value
+        return path if "\x00" in value else None
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return here.replace("\x00", "\\0")
+            found = _nul_path(item, here)
+            if found is not None:
+                return found
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 class Input(BaseModel):
@@ -36,8 +48,11 @@ class Input(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
-        if _has_nul(data):
-            raise ValueError("text may not contain NUL characters")
+        path = _nul_path(data)
+        if path is not None:
+            # The web edge appends ctx["field"] to the error's location to name the field.
+            raise PydanticCustomError("nul_character", "text may not contain NUL characters",
+                                      {"field": path})
         return data
 
 
