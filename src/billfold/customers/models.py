@@ -40,6 +40,12 @@ class Customer(TenantScoped, Base):
         Index(None, "tenant_id", "mode", "name_key"),
         Index(None, "tenant_id", "mode", "email_key"),
         Index(None, "tenant_id", "mode", "tax_key"),
+        # Pages in id order: search walks it (customers/search.py).
+        Index(None, "tenant_id", "mode", "id"),
+        # SQLite settles a new customer's deferred default-account key by searching this
+        # column for each billing account inserted; unindexed, that read the whole table
+        # for every customer created.
+        Index(None, "default_billing_account_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -90,8 +96,12 @@ class BillingAccount(TenantScoped, Base):
         Index(None, "tenant_id", "mode", "external_number_key", unique=True),
         Index(None, "tenant_id", "mode", "customer_name_key"),
         Index(None, "tenant_id", "mode", "customer_number_key"),
-        Index(None, "tenant_id", "mode", "customer_id"),
-        Index(None, "tenant_id", "mode", "status"),
+        # Pages in id order: search walks the first; the others end in id so that SQLite,
+        # which keeps no statistics, still prefers them to it for a customer's or a
+        # status's page.
+        Index(None, "tenant_id", "mode", "id"),
+        Index(None, "tenant_id", "mode", "customer_id", "id"),
+        Index(None, "tenant_id", "mode", "status", "id"),
         Index(None, "responsible_account_id"),
         Index(None, "parent_account_id"),
     )
