@@ -19,11 +19,9 @@ import httpx
 from sqlalchemy import select
 
 from bench import data, service_create
-from bench.copy import copy_database
 from bench.server import running_server
 from bench.stats import latency_ms, result
 from billfold.core.db import make_engine, make_sessionmaker
-from billfold.core.migrate import upgrade
 from billfold.customers.models import BillingAccount, Customer
 
 TARGET_P95_MS = 20
@@ -86,35 +84,25 @@ def run(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]:
 
 def _seed(url: str, backend: str, bodies: list[dict[str, Any]], tmp: Path
           ) -> tuple[data.BenchTenant, dict[str, Any]]:
-    """Create a customer with two accounts per body through the service layer. On
-    PostgreSQL that took over ten minutes for 100,000 accounts, so there the service layer
-    writes to SQLite and its rows are copied over, unchanged."""
-    seed_url = url if backend == "sqlite" else f"sqlite:///{tmp / 'seed.db'}"
-    if seed_url != url:
-        upgrade(seed_url)
-    engine = make_engine(seed_url)
+    """Create a customer with two accounts per body through the service layer's import
+    path (bulk.create_customers: the same checks as one at a time, multi-row inserts)."""
+    engine = make_engine(url)
     try:
         sessions = make_sessionmaker(engine)
         tenant = data.create_tenant(sessions)
-        seconds = service_create.create(sessions, tenant, bodies, batch=SEED_BATCH)
-    finally:
-        engine.dispose()
-    details: dict[str, Any] = {
-        "customers": len(bodies), "billing_accounts": 2 * len(bodies),
-        "seeded_through": "service layer" if seed_url == url
-        else "service layer on SQLite, rows copied to PostgreSQL",
-        "seed_seconds": round(seconds, 1),
-        "seed_accounts_per_second": round(2 * len(bodies) / seconds, 1)}
-    if seed_url != url:
-        details["copy_seconds"] = round(copy_database(seed_url, url), 1)
-        engine = make_engine(url)
-        try:
+        seconds = service_create.create_bulk(sessions, tenant, bodies, batch=SEED_BATCH)
+        if backend == "postgres":
             # What autovacuum would have done by now in a live database; without it the
             # planner would guess at the freshly loaded tables.
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("VACUUM ANALYZE")
-        finally:
-            engine.dispose()
+    finally:
+        engine.dispose()
+    details: dict[str, Any] = {
+        "customers": len(bodies), "billing_accounts": 2 * len(bodies),
+        "seeded_through": "service layer (bulk.create_customers)",
+        "seed_seconds": round(seconds, 1),
+        "seed_accounts_per_second": round(2 * len(bodies) / seconds, 1)}
     return tenant, details
 
 

@@ -1,6 +1,12 @@
 """Human-facing numbers (customer, account, later invoice numbers) per tenant, mode and
 series. The counter row is locked by the ``UPDATE`` itself, so concurrent callers queue and
-numbers are gap-free as long as the surrounding transaction commits."""
+numbers are gap-free as long as the surrounding transaction commits.
+
+Gap-free costs concurrency: the counter stays locked until the caller's transaction ends,
+so every transaction numbering in the series waits for the one before it. Series that may
+have gaps (customer and account numbers, unlike invoice numbers) pass ``gap_free=False``;
+on PostgreSQL their values are then taken in a short transaction of their own, and a value
+whose caller rolls back is simply never used."""
 
 from __future__ import annotations
 
@@ -34,8 +40,21 @@ _RESERVE = (
 )
 
 
-def next_values(session: Session, scope: Scope, series: str, count: int = 1) -> range:
+def next_values(session: Session, scope: Scope, series: str, count: int = 1, *,
+                gap_free: bool = True) -> range:
     """Reserve ``count`` consecutive values of ``series`` and return them."""
+    bind = session.get_bind()
+    if not gap_free and bind.dialect.name == "postgresql":
+        # SQLite runs one writer at a time whatever we do, and a second connection would
+        # wait on the caller's own write lock; so only PostgreSQL takes this path.
+        with Session(bind.engine) as own:
+            values = _reserve(own, scope, series, count)
+            own.commit()
+        return values
+    return _reserve(session, scope, series, count)
+
+
+def _reserve(session: Session, scope: Scope, series: str, count: int) -> range:
     params = {"in_tenant": scope.tenant_id, "in_mode": scope.mode, "in_series": series,
               "count": count}
     for _ in range(2):

@@ -108,11 +108,12 @@ def create_customers(
 
     customers = [c for c, _ in created]
     all_accounts = [a for _, group in created for a in group]
-    _number(session, scope, Customer, customers, "customer", "CUST")
-    _number(session, scope, BillingAccount, all_accounts, "billing_account", "ACCT")
+    # Every check before numbering, so a refused batch uses up no number.
     for model, rows in ((Customer, customers), (BillingAccount, all_accounts)):
         for field in ("number", "external_number"):
             _check_unique(session, scope, model, rows, field)
+    _number(session, scope, Customer, customers, "customer", "CUST")
+    _number(session, scope, BillingAccount, all_accounts, "billing_account", "ACCT")
     for customer, group in created:
         customer.default_billing_account_id = group[0].id
         for account in group:
@@ -143,7 +144,7 @@ def _number(session: Session, scope: Scope, model: Any, rows: list[Any], series:
     waiting = [row for row in rows if row.number is None]
     given = {row.number_key for row in rows if row.number is not None}
     while waiting:
-        values = sequences.next_values(session, scope, series, len(waiting))
+        values = sequences.next_values(session, scope, series, len(waiting), gap_free=False)
         candidates = [f"{prefix}-{value:06d}" for value in values]
         taken = set(session.scalars(select(model.number_key).where(
             model.tenant_id == scope.tenant_id, model.mode == scope.mode,
@@ -159,7 +160,7 @@ def _check_unique(session: Session, scope: Scope, model: Any, rows: list[Any], f
     keys: dict[str, Any] = {}
     for row in rows:
         key = getattr(row, f"{field}_key")
-        if key is None:
+        if key is None or getattr(row, field) is None:  # numbers not given are generated
             continue
         if key in keys:
             raise Conflict(f"two {kind}s in the batch have {field} {getattr(row, field)!r}",

@@ -93,12 +93,11 @@ def create_customer(
         problems.extend(exc.errors)
     if problems:
         raise ValidationFailed(problems)
-    if customer.number is None:
-        customer.number = _generate_number(session, scope, Customer, "customer", "CUST")
-        customer.number_key = fields.search_key(customer.number) or ""
-        _ensure_unique(session, scope, Customer, customer, "", checked=("external_number",))
-    else:
-        _ensure_unique(session, scope, Customer, customer, "")
+    _ensure_unique(session, scope, Customer, customer, "",
+                   checked=("external_number",) if customer.number is None else
+                   ("number", "external_number"))
+    _assign_number(session, scope, customer)
+    _assign_number(session, scope, account)
     customer.default_billing_account_id = account.id
     _copy_customer_keys(customer, account)
     session.add(customer)
@@ -245,7 +244,7 @@ _NUMBER_TAKEN = {
 def _generate_number(session: Session, scope: Scope, model: Any, series: str, prefix: str) -> str:
     """The next free number in the series; numbers given by hand are skipped over."""
     while True:
-        (value,) = sequences.next_values(session, scope, series)
+        (value,) = sequences.next_values(session, scope, series, gap_free=False)
         candidate = f"{prefix}-{value:06d}"
         taken = session.scalar(_NUMBER_TAKEN[model], {
             "tenant_id": scope.tenant_id, "mode": scope.mode, "key": candidate.casefold()})
@@ -293,14 +292,23 @@ def _new_account(
         values.setdefault(key, None)
     accounts.apply_account_fields(session, scope, account, values, creating=True,
                                   settings=settings, prefix=prefix)
-    if account.number is None:
-        account.number = _generate_number(session, scope, BillingAccount, "billing_account", "ACCT")
-        account.number_key = fields.search_key(account.number) or ""
-        _ensure_unique(session, scope, BillingAccount, account, prefix, checked=("external_number",))
-    else:
-        _ensure_unique(session, scope, BillingAccount, account, prefix)
+    _ensure_unique(session, scope, BillingAccount, account, prefix,
+                   checked=("external_number",) if account.number is None else
+                   ("number", "external_number"))
     _copy_customer_keys(customer, account)
     return account
+
+
+def _assign_number(session: Session, scope: Scope, row: Customer | BillingAccount) -> None:
+    """Number a row that was given none. Called once every check has passed, so a refused
+    request uses up no number."""
+    if row.number is None:
+        if isinstance(row, Customer):
+            row.number = _generate_number(session, scope, Customer, "customer", "CUST")
+        else:
+            row.number = _generate_number(session, scope, BillingAccount, "billing_account",
+                                          "ACCT")
+        row.number_key = fields.search_key(row.number) or ""
 
 
 def add_billing_account(
@@ -317,6 +325,7 @@ def add_billing_account(
     if data.get("is_default") is not None:
         raise invalid("is_default", "use set_as_default when adding an account", "unknown_field")
     account = _new_account(session, scope, customer, data, settings)
+    _assign_number(session, scope, account)
     session.add(account)
     history.record(session, scope, object_type="billing_account", object_id=account.id,
                    action="created", actor=actor, before={},
