@@ -18,6 +18,9 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from billfold.core.errors import NotFound
+from billfold.core.scope import Scope
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -150,6 +153,16 @@ def transaction(session: Session) -> Iterator[Session]:
         raise
 
 
+def get_scoped(session: Session, model: Any, object_id: str, scope: Scope, kind: str, *,
+               for_update: bool = False) -> Any:
+    """The row of ``model`` with this id in the caller's tenant and mode. Another tenant's
+    or mode's row answers NotFound exactly like a missing one (DESIGN.md decision 3)."""
+    row = session.get(model, object_id, with_for_update=for_update or None)
+    if row is None or row.tenant_id != scope.tenant_id or row.mode != scope.mode:
+        raise NotFound(kind, object_id)
+    return row
+
+
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -159,6 +172,7 @@ __all__ = [
     "BigInteger",
     "TenantScoped",
     "UTCDateTime",
+    "get_scoped",
     "is_postgres",
     "make_engine",
     "make_sessionmaker",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import String, Table, bindparam, insert, select, update
+from sqlalchemy import String, Table, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -73,14 +73,3 @@ def _reserve(session: Session, scope: Scope, series: str, count: int) -> range:
         except IntegrityError:
             continue  # another transaction created the row first; take the UPDATE path
     raise RuntimeError(f"could not reserve a number in series {series!r}")
-
-
-def peek(session: Session, scope: Scope, series: str) -> int:
-    value = session.scalar(
-        select(NumberSequence.next_value).where(
-            NumberSequence.tenant_id == scope.tenant_id,
-            NumberSequence.mode == scope.mode,
-            NumberSequence.series == series,
-        )
-    )
-    return value or 1

@@ -23,7 +23,6 @@ from billfold.customers.models import (
     RENDERING_TYPES,
     STATUSES,
     BillingAccount,
-    Customer,
 )
 from billfold.tenants import service as tenants
 from billfold.tenants.models import AccountCategory, BillCycle, PaymentTerm, TenantSettings
@@ -295,7 +294,3 @@ def set_status(
             "status", "cannot deactivate an account that is responsible for managed accounts; "
                       "move them to another responsible account first")])
     account.status = status
-
-
-def is_customer_account(account: BillingAccount, customer: Customer) -> bool:
-    return account.customer_id == customer.id

@@ -10,7 +10,8 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids, sequences
-from billfold.core.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
+from billfold.core.db import get_scoped
+from billfold.core.errors import Conflict, FieldError, ValidationFailed, invalid
 from billfold.core.scope import Scope
 from billfold.customers import accounts, fields, history
 from billfold.customers.fields import Problems
@@ -38,17 +39,15 @@ ACCOUNT_DEFAULTS: dict[str, Any] = {
 
 def get_customer(session: Session, scope: Scope, customer_id: str, *, for_update: bool = False
                  ) -> Customer:
-    customer = session.get(Customer, customer_id, with_for_update=for_update or None)
-    if customer is None or customer.tenant_id != scope.tenant_id or customer.mode != scope.mode:
-        raise NotFound("customer", customer_id)
+    customer: Customer = get_scoped(session, Customer, customer_id, scope, "customer",
+                                    for_update=for_update)
     return customer
 
 
 def get_billing_account(session: Session, scope: Scope, account_id: str, *,
                         for_update: bool = False) -> BillingAccount:
-    account = session.get(BillingAccount, account_id, with_for_update=for_update or None)
-    if account is None or account.tenant_id != scope.tenant_id or account.mode != scope.mode:
-        raise NotFound("billing_account", account_id)
+    account: BillingAccount = get_scoped(session, BillingAccount, account_id, scope,
+                                         "billing_account", for_update=for_update)
     return account
 
 

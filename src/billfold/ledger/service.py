@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids
-from billfold.core.errors import BillfoldError, Conflict, NotFound
+from billfold.core.db import get_scoped
+from billfold.core.errors import BillfoldError, Conflict
 from billfold.core.scope import Scope
 from billfold.ledger.models import (
     KINDS,
@@ -181,9 +182,7 @@ def reverse(
 
 
 def get_entry(session: Session, scope: Scope, entry_id: str) -> LedgerEntry:
-    entry = session.get(LedgerEntry, entry_id)
-    if entry is None or entry.tenant_id != scope.tenant_id or entry.mode != scope.mode:
-        raise NotFound("ledger_entry", entry_id)
+    entry: LedgerEntry = get_scoped(session, LedgerEntry, entry_id, scope, "ledger_entry")
     return entry
 
 

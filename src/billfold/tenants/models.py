@@ -3,7 +3,7 @@ reference data exist separately in each."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
@@ -76,8 +76,6 @@ class PaymentTerm(TenantScoped, Base):
     created_at: Mapped[datetime]
 
     def due_date(self, issue_date: date) -> date:
-        from datetime import timedelta
-
         return issue_date + timedelta(days=self.net_days)
 
 

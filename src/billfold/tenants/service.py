@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import available_timezones
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billfold import money
 from billfold.core import clock, ids, txcache
+from billfold.core.db import get_scoped
 from billfold.core.errors import FieldError, NotFound, ValidationFailed, invalid
 from billfold.core.scope import MODES, Scope
 from billfold.tenants.models import (
@@ -310,15 +311,4 @@ def _is_iso_date(value: Any) -> bool:
 
 
 def get_by_id(session: Session, scope: Scope, model: Any, kind: str, object_id: str) -> Any:
-    row = session.get(model, object_id)
-    if row is None or row.tenant_id != scope.tenant_id or row.mode != scope.mode:
-        raise NotFound(kind, object_id)
-    return row
-
-
-def valid_time_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (KeyError, ValueError):
-        return False
-    return True
+    return get_scoped(session, model, object_id, scope, kind)

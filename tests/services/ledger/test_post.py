@@ -6,6 +6,7 @@ from sqlalchemy.exc import DatabaseError
 
 from billfold.core import ids
 from billfold.core.db import transaction
+from billfold.core.errors import NotFound
 from billfold.ledger import service as ledger
 from billfold.ledger.models import LedgerEntry, LedgerPosting
 from billfold.ledger.service import AccountRef, PostingLine, SourceRef
@@ -115,7 +116,7 @@ class TestReverse:
             entry = ledger.post(session, a, source=SourceRef("invoice", "inv_8"),
                                 lines=invoice_lines("ba_2", 1000), description="x",
                                 effective_date=DAY)
-        with pytest.raises(ledger.NotFound), transaction(session):
+        with pytest.raises(NotFound), transaction(session):
             ledger.reverse(session, b, entry_id=entry.id)
 
 
