@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import http_create, machine, search, service_create
+from bench import bill_run, http_create, machine, pdf_render, search, service_create
 from bench.backends import BACKENDS, DEFAULT_POSTGRES_URL, autovacuum_stand_in, fresh_database
 
 Benchmark = Callable[..., list[dict[str, Any]]]
@@ -28,6 +28,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "service_create": service_create.run,
     "http_create": http_create.run,
     "search": search.run,
+    "pdf_render": pdf_render.run,
+    "bill_run": bill_run.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

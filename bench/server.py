@@ -25,9 +25,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(database_url: str, workdir: Path) -> Iterator[str]:
-    """Start the server on ``database_url``, wait until /healthz answers, yield its base URL,
-    then stop it. Its output goes to ``workdir/server.log``."""
+def running_server(database_url: str, workdir: Path, processes: int = 1) -> Iterator[str]:
+    """Start the server on ``database_url`` with ``processes`` API processes, wait until
+    /healthz answers, yield its base URL, then stop it. Its output goes to
+    ``workdir/server.log``."""
     port = free_port()
     billfold = Path(sys.executable).with_name("billfold")
     env = os.environ | {"BILLFOLD_DATABASE_URL": database_url,
@@ -36,7 +37,8 @@ def running_server(database_url: str, workdir: Path) -> Iterator[str]:
     base_url = f"http://{HOST}:{port}"
     with (workdir / "server.log").open("wb") as log:
         process = subprocess.Popen(
-            [str(billfold), "serve", "--host", HOST, "--port", str(port), "--no-worker"],
+            [str(billfold), "serve", "--host", HOST, "--port", str(port), "--no-worker",
+             "--processes", str(processes)],
             env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             _wait_until_healthy(process, base_url, workdir / "server.log")

@@ -3,6 +3,7 @@
 Acme Brick has one USD account; Widgets International has five billing accounts whose
 Location custom field is United States (USD, default), Zimbabwe (USD), Mexico (MXN),
 Russia (RUB) and Sweden (SEK); plus a responsible/managed pair and a parent/child pair.
+Acme Brick and Widgets' US and Mexico offices have ordered from a small catalog.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billfold.access import api_keys
+from billfold.catalog import service as catalog
 from billfold.core.db import transaction
 from billfold.core.scope import Scope
 from billfold.customers import service as customers
 from billfold.customers import settings as settings_service
 from billfold.customers.models import Customer
+from billfold.orders import service as orders
 from billfold.tenants import service as tenants
 from billfold.tenants.models import AccountCategory, BillCycle, PaymentTerm
 
@@ -92,7 +95,7 @@ def _seed(session: Session, scope: Scope) -> bool:
                 "start_date": date(2026, 1, 1), "account_category_id": category.id,
                 "invoice_type": "email", "payment_term_id": term.id, **extra}
 
-    customers.create_customer(session, scope, actor=ACTOR, data={
+    _, acme = customers.create_customer(session, scope, actor=ACTOR, data={
         "company_name": "Acme Brick", "external_number": "ACME-BRICK",
         "primary_email": "billing@acmebrick.example", "tax_number": "12-3456789",
         "phones": [{"type": "work", "number": "+1 817 332 4101"}],
@@ -121,6 +124,9 @@ def _seed(session: Session, scope: Scope) -> bool:
                                      changes={"responsible_account_id": us.id})
     customers.update_billing_account(session, scope, account_id=us.id, actor=ACTOR,
                                      changes={"invoice_rendering_type": "aggregated"})
+    mexico = next(a for a in customers.customer_accounts(session, scope, widgets.id)
+                  if a.custom_fields.get("location") == "Mexico")
+    _seed_orders(session, scope, acme_id=acme.id, us_id=us.id, mexico_id=mexico.id)
     # A reporting hierarchy: Northwind's branch reports to its head office.
     _, head_account = customers.create_customer(session, scope, actor=ACTOR, data={
         "company_name": "Northwind Traders", "external_number": "NORTHWIND",
@@ -134,3 +140,39 @@ def _seed(session: Session, scope: Scope) -> bool:
                                    parent_account_id=head_account.id),
     })
     return True
+
+
+def _seed_orders(session: Session, scope: Scope, *, acme_id: str, us_id: str, mexico_id: str
+                 ) -> None:
+    """A small catalog priced in USD and MXN. Acme Brick pays an onboarding fee and
+    subscribes to billing seats, adding three from mid-February; Widgets' United States
+    and Mexico offices take premium support, billed in arrears."""
+    onboarding = catalog.create_product(session, scope, name="Onboarding", sku="ONBOARD",
+                                        tax_category="standard")
+    seat = catalog.create_product(session, scope, name="Billing seat", sku="SEAT",
+                                  tax_category="standard")
+    support = catalog.create_product(session, scope, name="Premium support",
+                                     sku="SUPPORT-PREMIUM", tax_category="standard")
+    onboarding_fee = catalog.create_price(session, scope, product_id=onboarding.id,
+                                          kind="one_time",
+                                          amounts_minor={"USD": 25000, "MXN": 450000})
+    seat_monthly = catalog.create_price(session, scope, product_id=seat.id, kind="recurring",
+                                        amounts_minor={"USD": 1500, "MXN": 27000},
+                                        billing_timing="in_advance", nickname="Monthly")
+    support_monthly = catalog.create_price(session, scope, product_id=support.id,
+                                           kind="recurring",
+                                           amounts_minor={"USD": 9900, "MXN": 178000},
+                                           billing_timing="in_arrears", nickname="Monthly")
+    start = date(2026, 1, 1)
+    acme_order = orders.create_order(session, scope, billing_account_id=acme_id, actor=ACTOR,
+                                     lines=[
+        {"price_id": onboarding_fee.id, "quantity": 1, "start_date": start},
+        {"price_id": seat_monthly.id, "quantity": 5, "start_date": start}])
+    seats = orders.order_lines(session, [acme_order.id])[acme_order.id][1].service_id
+    assert seats is not None
+    orders.change_quantity(session, scope, service_id=seats, quantity=8,
+                           effective_date=date(2026, 2, 15), actor=ACTOR)
+    for account_id in (us_id, mexico_id):
+        orders.create_order(session, scope, billing_account_id=account_id, actor=ACTOR, lines=[
+            {"price_id": onboarding_fee.id, "quantity": 1, "start_date": start},
+            {"price_id": support_monthly.id, "quantity": 1, "start_date": start}])

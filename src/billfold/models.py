@@ -2,15 +2,21 @@
 
 from billfold.access import idempotency
 from billfold.access import models as access_models
-from billfold.core import sequences
+from billfold.catalog import models as catalog_models
+from billfold.catalog import tax_models
+from billfold.core import jobs, sequences
 from billfold.core.db import Base
 from billfold.customers import models as customer_models
+from billfold.invoicing import models as invoicing_models
 from billfold.ledger import models as ledger_models
+from billfold.notifications import models as notification_models
+from billfold.orders import models as order_models
 from billfold.tenants import models as tenant_models
 
 metadata = Base.metadata
 
 __all__ = [
-    "access_models", "customer_models", "idempotency", "ledger_models", "metadata", "sequences",
+    "access_models", "catalog_models", "customer_models", "idempotency", "invoicing_models", "jobs",
+    "ledger_models", "metadata", "notification_models", "order_models", "sequences", "tax_models",
     "tenant_models",
 ]

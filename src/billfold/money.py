@@ -159,3 +159,86 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.to_decimal():f} {self.currency}"
+
+
+# -- percentages and tax ------------------------------------------------------------------
+#
+# A percentage travels and is stored as canonical decimal text ("8.25", "20", "7.125") and
+# is computed as an exact integer count of ten-thousandths of a percent, so neither a
+# float nor a Decimal context (with its limited precision) ever touches an amount.
+
+PERCENT_PLACES = 4
+_PERCENT_SCALE: int = 10**PERCENT_PLACES
+_WHOLE: int = 100 * _PERCENT_SCALE  # 100 %, in ten-thousandths of a percent
+_PERCENT = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
+
+
+def _shown(text: object) -> str:
+    return repr(text) if not isinstance(text, str) or len(text) <= 24 else repr(text[:24]) + "…"
+
+
+def percent_units(text: str) -> int:
+    """``text`` as an integer count of ten-thousandths of a percent ("8.25" -> 82500).
+
+    Accepts plain decimal text with at most 4 decimal places from 0 to 100; refuses signs,
+    exponents, a percent sign, spaces and anything over 100.
+    """
+    match = _PERCENT.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise MoneyError(f"{_shown(text)} is not a percentage: give plain decimal text such as "
+                         "'8.25'")
+    whole, fraction = match.group(1).lstrip("0") or "0", match.group(2) or ""
+    if len(whole) > 3:  # checked before int(), which refuses thousands of digits
+        raise MoneyError(f"{_shown(text)} is over 100 percent")
+    if len(fraction) > PERCENT_PLACES:
+        raise MoneyError(f"{_shown(text)} has {len(fraction)} decimal places; a percentage has at "
+                         f"most {PERCENT_PLACES}")
+    units = int(whole) * _PERCENT_SCALE + int(fraction.ljust(PERCENT_PLACES, "0"))
+    if units > _WHOLE:
+        raise MoneyError(f"{_shown(text)} is over 100 percent")
+    return units
+
+
+def parse_percent(text: str) -> str:
+    """The canonical text of a percentage: no leading zeros, no trailing decimal zeros
+    ("08.250" -> "8.25", "20.0" -> "20"). Raises MoneyError as ``percent_units`` does."""
+    whole, fraction = divmod(percent_units(text), _PERCENT_SCALE)
+    if not fraction:
+        return str(whole)
+    return f"{whole}.{str(fraction).rjust(PERCENT_PLACES, '0').rstrip('0')}"
+
+
+def percent_decimal(text: str) -> Decimal:
+    """The exact Decimal of a percentage, for display and comparison; never for storage."""
+    return Decimal(percent_units(text)).scaleb(-PERCENT_PLACES)
+
+
+def _minor(amount_minor: int) -> int:
+    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
+        raise MoneyError(f"minor units must be an integer, got {amount_minor!r}")
+    return amount_minor
+
+
+def _divide_half_away(numerator: int, denominator: int) -> int:
+    """numerator / denominator (denominator > 0) rounded once, halves away from zero."""
+    quotient, remainder = divmod(abs(numerator), denominator)
+    if 2 * remainder >= denominator:
+        quotient += 1
+    return -quotient if numerator < 0 else quotient
+
+
+def tax_exclusive(amount_minor: int, percent: str) -> int:
+    """Tax on a net amount: ``amount_minor * percent / 100`` in minor units, rounded once,
+    halves away from zero, so the tax of a credit line is exactly minus that of the debit."""
+    return _divide_half_away(_minor(amount_minor) * percent_units(percent), _WHOLE)
+
+
+def tax_inclusive(gross_minor: int, percent: str) -> tuple[int, int]:
+    """Split a gross amount that already includes tax into ``(net_minor, tax_minor)``.
+
+    The tax, ``gross * p / (100 + p)``, is rounded once (halves away from zero) and the net
+    is what remains, so ``net + tax == gross`` always and a credit mirrors its debit.
+    """
+    units = percent_units(percent)
+    tax = _divide_half_away(_minor(gross_minor) * units, _WHOLE + units)
+    return gross_minor - tax, tax

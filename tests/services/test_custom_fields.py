@@ -123,3 +123,37 @@ class TestRequiredCustomField:
             desk.update_account(account, custom_fields={"region": None})
 
         assert fields_of(refused.value) == ["custom_fields.region"]
+
+
+class TestDefinitionsCachedAcrossRequests:
+    """Definitions are cached for the whole process; a field another process defines must
+    still be enforced by the very next request here."""
+
+    def test_a_field_defined_elsewhere_after_the_cache_is_warm_is_enforced(
+            self, desk, database_url):
+        from billfold.core.db import make_engine, make_sessionmaker, transaction
+        from billfold.tenants import service as tenants
+
+        desk.create_customer()  # reads (and caches) the customer field definitions
+        other = make_engine(database_url)  # another process's engine and connections
+        try:
+            with make_sessionmaker(other)() as s, transaction(s):
+                tenants.create_custom_field(s, desk.scope, object_type="customer",
+                                            key="segment", label="Segment",
+                                            field_type="text", required=True)
+        finally:
+            other.dispose()
+
+        with pytest.raises(ValidationFailed) as refused:
+            desk.create_customer("Second Customer")
+
+        assert fields_of(refused.value) == ["custom_fields.segment"]
+
+    def test_a_bill_cycle_of_another_tenant_stays_unknown_once_cached(self, desk, make_desk):
+        stranger = make_desk()
+        desk.create_customer()  # caches this tenant's bill cycle
+
+        with pytest.raises(ValidationFailed) as refused:
+            stranger.create_customer(account=stranger.account(bill_cycle_id=desk.ref.cycle.id))
+
+        assert fields_of(refused.value) == ["billing_account.bill_cycle_id"]

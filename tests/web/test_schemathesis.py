@@ -36,8 +36,38 @@ def fuzz_tenant(app: Any, sessions: Any) -> dict[str, str]:
         account_id = customer["billing_account"]["id"]
         client.post(f"/v1/customers/{customer['id']}/billing_accounts", json=account_body(ref))
         client.post(f"/v1/billing_accounts/{account_id}/notes", json={"body": "A note"})
+        tax_rate = client.post("/v1/tax_rates", json={
+            "country": "US", "region": "US-TX", "tax_category": "standard", "percent": "8.25",
+            "name": "Texas sales tax", "valid_from": "2026-01-01"}).json()
+        tax_exemption = client.post(f"/v1/billing_accounts/{account_id}/tax_exemptions", json={
+            "certificate_number": "TX-EX-1", "country": "US", "valid_from": "2026-01-01"}).json()
+        product = client.post("/v1/products", json={
+            "name": "Seat licence", "sku": "SEAT", "tax_category": "standard"}).json()
+        price = client.post("/v1/prices", json={
+            "product_id": product["id"], "kind": "recurring", "amounts_minor": {"USD": 3100},
+            "billing_timing": "in_advance"}).json()
+        order = client.post("/v1/orders", json={"billing_account_id": account_id, "lines": [
+            {"price_id": price["id"], "start_date": "2026-03-01"}]}).json()
+        bill_run = client.post("/v1/bill_runs", json={"as_of_date": "2026-03-01"}).json()
+        # A draft, so finalize and void get past their checks; an adjustment of its own.
+        line = {"description": "Consulting", "unit_amount_minor": 1500, "tax_percent": "10"}
+        draft = client.post("/v1/invoices", json={"billing_account_id": account_id,
+                                                  "lines": [line]}).json()
+        issued = client.post("/v1/invoices", json={"billing_account_id": account_id,
+                                                   "lines": [line]}).json()
+        client.post(f"/v1/invoices/{issued['id']}/finalize")
+        adjustment = client.post("/v1/adjustments", json={
+            "billing_account_id": account_id, "invoice_id": issued["id"], "kind": "credit",
+            "amount_minor": 100, "reason": "Goodwill"}).json()
+        rule = client.post("/v1/invoice_distribution_rules", json={
+            "billing_account_id": account_id}).json()
     return {"secret": secret, "customer_id": customer["id"], "account_id": account_id,
-            "billing_account_id": account_id, "bill_cycle_id": ref["bill_cycle_id"]}
+            "billing_account_id": account_id, "bill_cycle_id": ref["bill_cycle_id"],
+            "tax_rate_id": tax_rate["id"], "tax_exemption_id": tax_exemption["id"],
+            "product_id": product["id"], "price_id": price["id"], "order_id": order["id"],
+            "service_id": order["lines"][0]["service_id"], "bill_run_id": bill_run["id"],
+            "invoice_id": draft["id"], "adjustment_id": adjustment["id"],
+            "distribution_rule_id": rule["id"]}
 
 
 def _openapi_document() -> dict[str, Any]:

@@ -48,6 +48,15 @@ def query_parameters(app: Any, method: str, path: str) -> list[str]:
     return [p["name"] for p in operation.get("parameters", []) if p["in"] == "query"]
 
 
+TAX_RATE = {"country": "US", "region": "US-TX", "tax_category": "standard", "percent": "8.25",
+            "name": "Texas sales tax", "valid_from": "2026-01-01"}
+TAX_EXEMPTION = {"certificate_number": "TX-EX-1", "country": "US", "valid_from": "2026-01-01"}
+PRODUCT = {"name": "Seat licence", "sku": "SEAT", "tax_category": "standard"}
+RECURRING_PRICE = {"kind": "recurring", "amounts_minor": {"USD": 3100},
+                   "billing_timing": "in_advance"}
+ONE_TIME_PRICE = {"kind": "one_time", "amounts_minor": {"USD": 5000}}
+
+
 @dataclass
 class Owner:
     """Tenant A and everything it owns, by the parameter names routes use for them."""
@@ -75,13 +84,42 @@ def owner(make_client: Any) -> Owner:
     note = a.post(f"/v1/billing_accounts/{account_id}/notes", json={"body": "Owner's note"})
     contact = a.post(f"/v1/billing_accounts/{account_id}/contacts",
                      json={"name": "Olive Owner", "email": "olive@owner.example"})
+    tax_rate = a.post("/v1/tax_rates", json=TAX_RATE)
+    tax_exemption = a.post(f"/v1/billing_accounts/{account_id}/tax_exemptions",
+                           json=TAX_EXEMPTION)
+    assert tax_exemption.status_code == 201, tax_exemption.text
+    product = a.post("/v1/products", json=PRODUCT).json()
+    recurring = a.post("/v1/prices", json={**RECURRING_PRICE, "product_id": product["id"]}).json()
+    one_time = a.post("/v1/prices", json={**ONE_TIME_PRICE, "product_id": product["id"]}).json()
+    order = a.post("/v1/orders", json={"billing_account_id": account_id, "lines": [
+        {"price_id": recurring["id"], "quantity": 2, "start_date": "2026-03-01"},
+        {"price_id": one_time["id"], "start_date": "2026-03-01"}]})
+    assert order.status_code == 201, order.text
+    service_line, charge_line = order.json()["lines"]
+    run = a.post("/v1/bill_runs", json={"as_of_date": "2026-03-01"})
+    assert run.status_code == 201, run.text
+    invoice = a.post("/v1/invoices", json={"billing_account_id": account_id, "lines": [
+        {"description": "Owner's fee", "unit_amount_minor": 1000}]}).json()
+    assert a.post(f"/v1/invoices/{invoice['id']}/finalize").status_code == 200
+    adjustment = a.post("/v1/adjustments", json={
+        "billing_account_id": account_id, "invoice_id": invoice["id"], "kind": "credit",
+        "amount_minor": 100, "reason": "Goodwill"})
+    assert adjustment.status_code == 201, adjustment.text
+    rule = a.post("/v1/invoice_distribution_rules", json={"billing_account_id": account_id})
+    assert rule.status_code == 201, rule.text
     by_parameter = {
         "customer_id": customer_id, "account_id": account_id, "billing_account_id": account_id,
         "bill_cycle_id": ref["bill_cycle_id"], "account_category_id": ref["account_category_id"],
         "payment_term_id": ref["payment_term_id"], "custom_field_id": field_def.json()["id"],
         "note_id": note.json()["id"], "contact_id": contact.json()["id"],
+        "tax_rate_id": tax_rate.json()["id"], "tax_exemption_id": tax_exemption.json()["id"],
+        "product_id": product["id"], "price_id": recurring["id"], "order_id": order.json()["id"],
+        "service_id": service_line["service_id"], "bill_run_id": run.json()["id"],
+        "invoice_id": invoice["id"], "adjustment_id": adjustment.json()["id"],
+        "distribution_rule_id": rule.json()["id"],
     }
-    all_ids = {*by_parameter.values(), second.json()["id"]}
+    all_ids = {*by_parameter.values(), second.json()["id"], one_time["id"],
+               charge_line["pending_charge_id"], service_line["id"], charge_line["id"]}
     for history in (f"/v1/customers/{customer_id}/history",
                     f"/v1/billing_accounts/{account_id}/history"):
         all_ids.update(list_ids(a, history))
@@ -111,6 +149,14 @@ def sample_body(method: str, path: str, intruder_ref: dict[str, str]) -> dict[st
             {"name": "Ivan Intruder", "email": "ivan@intruder.example"},
         ("PATCH", "/v1/customers/{customer_id}"): {"company_name": "Hijacked"},
         ("PATCH", "/v1/billing_accounts/{account_id}"): {"taxable": False},
+        ("POST", "/v1/billing_accounts/{account_id}/tax_exemptions"): TAX_EXEMPTION,
+        ("PATCH", "/v1/tax_rates/{tax_rate_id}"): {"valid_to": "2026-01-31"},
+        ("PATCH", "/v1/billing_accounts/{account_id}/tax_exemptions/{tax_exemption_id}"):
+            {"valid_to": "2026-01-31"},
+        ("POST", "/v1/services/{service_id}/quantity"):
+            {"quantity": 5, "effective_date": "2026-04-01"},
+        ("POST", "/v1/services/{service_id}/cancel"): {"end_date": "2026-06-30"},
+        ("PATCH", "/v1/prices/{price_id}"): {"active": False},
     }
     return bodies.get((method, path), {})
 

@@ -15,6 +15,7 @@ from billfold.core import clock, ids
 from billfold.core.errors import NotFound, Unauthorized, invalid
 from billfold.core.scope import MODES, Mode, Scope
 from billfold.tenants import service as tenants
+from billfold.tenants.models import TenantSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +47,24 @@ def authenticate(session: Session, secret: str) -> Scope:
     if not secret.startswith(("bf_test_", "bf_live_")) or len(secret) > 100:
         raise Unauthorized()
     digest = _digest(secret)
-    key = session.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).one_or_none()
+    # The tenant's settings come in the same query: nearly every request reads them, and
+    # they stay cached for the rest of this transaction.
+    found = session.execute(
+        select(ApiKey, TenantSettings)
+        .join(TenantSettings, (TenantSettings.tenant_id == ApiKey.tenant_id)
+              & (TenantSettings.mode == ApiKey.mode))
+        .where(ApiKey.key_hash == digest)).one_or_none()
     # The lookup is by digest; comparing the digests again in constant time keeps the
     # final decision independent of how much of the value matched.
-    if key is None or not hmac.compare_digest(key.key_hash, digest) or key.revoked_at is not None:
+    if found is None:
+        raise Unauthorized()
+    key, settings = found
+    if not hmac.compare_digest(key.key_hash, digest) or key.revoked_at is not None:
         raise Unauthorized()
     mode: Mode = "live" if key.mode == "live" else "test"
-    return Scope(key.tenant_id, mode)
+    scope = Scope(key.tenant_id, mode)
+    tenants.remember_settings(session, scope, settings)
+    return scope
 
 
 def revoke_api_key(session: Session, *, tenant_id: str, key_id: str) -> ApiKey:

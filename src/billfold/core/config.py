@@ -14,7 +14,12 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/billfold.db"
     data_dir: Path = Path("./var")
     base_url: str = "http://127.0.0.1:8000"
+    # smtp://host:port, smtps://host:port, optional user:password@ and ?starttls=1.
+    # Unset: mail is written as .eml files under <data_dir>/mail/.
     smtp_url: str | None = None
+    # The From of every email. The default suits a laptop; a real deployment sets
+    # BILLFOLD_MAIL_FROM to an address its SMTP server may send as.
+    mail_from: str = "Billfold <billfold@localhost>"
     # Largest request body the API accepts, in bytes.
     max_body_bytes: int = 1_048_576
     # Idempotency records are kept at least this long (DESIGN.md decision 7 asks for 24 h).

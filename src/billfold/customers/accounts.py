@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billfold import money
-from billfold.core import txcache
 from billfold.core.errors import FieldError, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers import fields
@@ -37,8 +36,6 @@ ACCOUNT_FIELDS = (
 # Fixed once the account exists, as on GTV's Edit Billing Account window.
 IMMUTABLE_FIELDS = ("number", "customer_id", "currency", "start_date")
 MAX_MINOR = 10**15
-# Read once per transaction: a bulk job names the same few for every account it creates.
-REFERENCE_DATA = (AccountCategory, BillCycle, PaymentTerm)
 
 
 def _in_scope(row: Any, scope: Scope) -> bool:
@@ -52,9 +49,8 @@ def _reference(
         return None
     if not isinstance(object_id, str):
         row = None
-    elif model in REFERENCE_DATA:
-        row = txcache.cached(session, (model.__tablename__, object_id),
-                             lambda: session.get(model, object_id))
+    elif model in tenants.IMMUTABLE_REFERENCE:
+        row = tenants.reference_row(session, model, object_id)
     else:
         row = session.get(model, object_id)
     if not _in_scope(row, scope):

@@ -102,6 +102,8 @@ class BillingAccount(TenantScoped, Base):
         Index(None, "tenant_id", "mode", "id"),
         Index(None, "tenant_id", "mode", "customer_id", "id"),
         Index(None, "tenant_id", "mode", "status", "id"),
+        # The bill run's question: which active accounts are due by a date.
+        Index(None, "tenant_id", "mode", "status", "next_bill_date"),
         Index(None, "responsible_account_id"),
         Index(None, "parent_account_id"),
     )
@@ -132,6 +134,9 @@ class BillingAccount(TenantScoped, Base):
     # Copies of the owning customer's keys, so account search needs no join.
     customer_name_key: Mapped[str] = mapped_column(search_key_type(200))
     customer_number_key: Mapped[str] = mapped_column(search_key_type(40))
+    # The bill date the next bill run invoices; empty until the first invoice, when it is
+    # the bill cycle's first bill date on or after start_date (invoicing/billrun.py).
+    next_bill_date: Mapped[date | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

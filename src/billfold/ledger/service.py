@@ -6,8 +6,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -151,6 +152,73 @@ def post(
     for account in accounts:
         session.expire(account, ["balance_minor"])
     return entry
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    source: SourceRef
+    lines: Sequence[PostingLine]
+    description: str
+    effective_date: date
+
+
+def post_many(session: Session, scope: Scope, entries: Sequence[NewEntry]) -> None:
+    """Append many balanced entries with a few statements: one insert of entries, one of
+    postings, one balance update per ledger account touched. For batch jobs that hold the
+    rows they post for (a bill-run chunk). A source posted before makes the whole call fail
+    with IntegrityError: the caller's transaction is then unusable and must be rolled back
+    (post() is the one-at-a-time path that names the duplicate)."""
+    if not entries:
+        return
+    for entry in entries:
+        check_balanced(entry.lines)
+    wanted = {(line.account.key, line.amount.currency): line.account
+              for entry in entries for line in entry.lines}
+    accounts = _ledger_account_ids(session, scope, wanted)
+    now = clock.utcnow()
+    entry_rows, posting_rows = [], []
+    deltas: dict[str, int] = defaultdict(int)
+    for entry in entries:
+        entry_id = ids.new_id("ledger_entry")
+        entry_rows.append({
+            "id": entry_id, "tenant_id": scope.tenant_id, "mode": scope.mode,
+            "source_type": entry.source.type, "source_id": entry.source.id,
+            "description": entry.description[:200], "reverses_entry_id": None,
+            "effective_date": entry.effective_date, "posted_at": now})
+        for line in entry.lines:
+            account_id = accounts[(line.account.key, line.amount.currency)]
+            posting_rows.append({
+                "id": ids.new_id("ledger_posting"), "tenant_id": scope.tenant_id,
+                "mode": scope.mode, "entry_id": entry_id, "ledger_account_id": account_id,
+                "amount_minor": line.amount.minor, "currency": line.amount.currency})
+            deltas[account_id] += line.amount.minor
+    session.execute(insert(LedgerEntry), entry_rows)
+    session.execute(insert(LedgerPosting), posting_rows)
+    changed = [{"account_id": a, "delta": d} for a, d in sorted(deltas.items()) if d]
+    table = cast(Table, LedgerAccount.__table__)
+    if not changed:
+        return
+    session.connection().execute(  # fixed order: no lock-order deadlocks between batches
+        update(table).where(table.c.id == bindparam("account_id"))
+        .values(balance_minor=table.c.balance_minor + bindparam("delta")), changed)
+
+
+def _ledger_account_ids(session: Session, scope: Scope,
+                        wanted: dict[tuple[str, str], AccountRef]) -> dict[tuple[str, str], str]:
+    found = {(key, currency): account_id for key, currency, account_id in session.execute(
+        select(LedgerAccount.key, LedgerAccount.currency, LedgerAccount.id).where(
+            LedgerAccount.tenant_id == scope.tenant_id, LedgerAccount.mode == scope.mode,
+            LedgerAccount.key.in_({key for key, _ in wanted})))}
+    missing = [k for k in wanted if k not in found]
+    if missing:
+        now = clock.utcnow()
+        rows: list[dict[str, Any]] = [{"id": ids.new_id("ledger_account"), "tenant_id": scope.tenant_id,
+                 "mode": scope.mode, "kind": wanted[k].kind, "currency": k[1],
+                 "billing_account_id": wanted[k].billing_account_id, "key": k[0],
+                 "balance_minor": 0, "created_at": now} for k in missing]
+        session.execute(insert(LedgerAccount), rows)
+        found.update({(str(r["key"]), str(r["currency"])): str(r["id"]) for r in rows})
+    return found
 
 
 def reverse(

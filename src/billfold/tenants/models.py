@@ -41,6 +41,8 @@ class TenantSettings(Base):
     invoice_distribution_options: Mapped[list[Any]] = mapped_column(JSON)
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
     updated_at: Mapped[datetime]
+    # Raised with every new custom field definition: caches of the definitions key on it.
+    custom_fields_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class BillCycle(TenantScoped, Base):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from datetime import date
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import available_timezones
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from billfold import money
@@ -81,6 +82,11 @@ def get_settings(session: Session, scope: Scope, *, for_update: bool = False) ->
     if settings is None:
         raise NotFound("tenant", scope.tenant_id)
     return settings
+
+
+def remember_settings(session: Session, scope: Scope, settings: TenantSettings) -> None:
+    """Settings just read for ``scope`` in this transaction, for get_settings to return."""
+    txcache.cached(session, ("tenant_settings", scope), lambda: settings)
 
 
 def _load_settings(session: Session, scope: Scope, *, for_update: bool) -> TenantSettings | None:
@@ -244,15 +250,22 @@ def create_custom_field(
         required=required, created_at=clock.utcnow(),
     )
     session.add(definition)
+    session.execute(
+        update(TenantSettings)
+        .where(TenantSettings.tenant_id == scope.tenant_id, TenantSettings.mode == scope.mode)
+        .values(custom_fields_version=TenantSettings.custom_fields_version + 1)
+        .execution_options(synchronize_session="fetch"))
     session.flush()
     txcache.forget(session)
     return definition
 
 
-def custom_field_definitions(
-    session: Session, scope: Scope, object_type: str
-) -> dict[str, CustomFieldDefinition]:
-    def load() -> dict[str, CustomFieldDefinition]:
+def custom_field_definitions(session: Session, scope: Scope, object_type: str) -> dict[str, Any]:
+    """The definitions for ``object_type`` by key, as read-only copies."""
+    version = get_settings(session, scope).custom_fields_version
+    key = ("custom_field_definitions", scope.tenant_id, scope.mode, object_type)
+    cached = _process_cache.get(key)
+    if cached is None or cached[0] != version:
         rows = session.scalars(
             select(CustomFieldDefinition).where(
                 CustomFieldDefinition.tenant_id == scope.tenant_id,
@@ -260,9 +273,8 @@ def custom_field_definitions(
                 CustomFieldDefinition.object_type == object_type,
             )
         )
-        return {d.key: d for d in rows}
-
-    return dict(txcache.cached(session, ("custom_field_definitions", scope, object_type), load))
+        cached = _remember(key, (version, {d.key: _copy(d) for d in rows}))
+    return dict(cached[1])
 
 
 def validate_custom_fields(
@@ -312,3 +324,45 @@ def _is_iso_date(value: Any) -> bool:
 
 def get_by_id(session: Session, scope: Scope, model: Any, kind: str, object_id: str) -> Any:
     return get_scoped(session, model, object_id, scope, kind)
+
+
+# -- reference data shared by every request of this process ------------------------------
+#
+# Bill cycles, account categories and payment terms are never changed or deleted once
+# created, so a copy read once stays true for the life of the process. Custom field
+# definitions are only ever added; the set of them is cached under the settings row's
+# custom_fields_version, which create_custom_field raises in the same transaction, so a
+# transaction that sees the new version never uses the old set. Copies are plain
+# namespaces, detached from any session, safe to share between threads.
+
+_CACHE_LIMIT = 20_000
+_process_cache: dict[Hashable, Any] = {}
+
+
+def _remember(key: Hashable, value: Any) -> Any:
+    if len(_process_cache) >= _CACHE_LIMIT:
+        _process_cache.clear()
+    _process_cache[key] = value
+    return value
+
+
+def _copy(row: Any) -> SimpleNamespace:
+    return SimpleNamespace(**{c.key: getattr(row, c.key) for c in row.__table__.columns})
+
+
+IMMUTABLE_REFERENCE = (AccountCategory, BillCycle, PaymentTerm)
+
+
+def reference_row(session: Session, model: Any, object_id: str) -> Any:
+    """A read-only copy of a bill cycle, account category or payment term, or None when
+    no such row exists (in any tenant: the caller checks the scope)."""
+    if model not in IMMUTABLE_REFERENCE:
+        raise TypeError(f"{model.__name__} rows change; read them from the session")
+    key = (model.__tablename__, object_id)
+    found = _process_cache.get(key)
+    if found is None:
+        row = session.get(model, object_id)
+        if row is None:
+            return None
+        found = _remember(key, _copy(row))
+    return found

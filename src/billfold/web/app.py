@@ -10,7 +10,7 @@ from billfold import __version__
 from billfold.core.config import Settings, get_settings
 from billfold.core.db import make_engine, make_sessionmaker
 from billfold.web import problems
-from billfold.web.api import customers, ledger, reference
+from billfold.web.api import catalog, customers, delivery, invoicing, ledger, orders, reference, tax
 from billfold.web.deps import DbSession, reject_nul_parameters
 from billfold.web.middleware import RequestGuard
 
@@ -30,6 +30,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(reference.router)
     app.include_router(customers.router)
     app.include_router(ledger.router)
+    app.include_router(tax.router)
+    app.include_router(catalog.router)
+    app.include_router(orders.router)
+    app.include_router(invoicing.router)
+    app.include_router(delivery.router)
 
     @app.get("/healthz", tags=["health"])
     def healthz(db: DbSession) -> dict[str, str]:

@@ -1,0 +1,119 @@
+"""One-page, ten-line invoices rendered to PDF/A-3b (with ``invoice.json`` attached) by one
+``InvoiceRenderer`` in this process, one after another.
+
+No database is involved: the figure is the same on either backend (run it with
+``--backend sqlite``). The invoices are generated deterministically in all seven shipped
+languages and seven currencies (JPY without decimals), each with its own customer, amounts
+and period, and a tax rate that varies line by line (so every line prints its rate). The
+first ``WARM_UP`` renders (fonts loaded, template parsed) are not measured. Rendering is
+CPU-bound and single-threaded, so other load on the machine lowers the wall-clock rate;
+``invoices_per_cpu_second`` in the details is the steadier figure.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pypdf import PdfReader
+
+from bench import data
+from bench.stats import latency_ms, result
+from billfold.invoicing.document import DocumentLine, InvoiceDocument, Party, PostalAddress
+from billfold.invoicing.render import InvoiceRenderer
+from billfold.money import Money
+
+TARGET_INVOICES_PER_SECOND = 150
+WARM_UP = 20
+LINES = 10
+LOCALES = (("en_US", "USD"), ("sv_SE", "SEK"), ("de_DE", "EUR"), ("fr_FR", "EUR"),
+           ("es_MX", "MXN"), ("pt_BR", "BRL"), ("ru_RU", "RUB"), ("en_US", "JPY"))
+PRODUCTS = ("Cloud hosting — standard plan", "Support hours", "Water usage (m³)",
+            "Metered API calls", "Managed backup", "Additional seat", "Storage (GB-month)",
+            "Late payment fee", "Installation service", "Equipment rental")
+BILLER = Party(
+    "Northwind Utilities Inc",
+    PostalAddress("1 Main St", "Suite 200", "Springfield", "IL", "62701", "US"),
+    email="billing@northwind.example", phone="+1 217 555 0100", tax_number="12-3456789",
+)
+
+
+def run(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]:
+    del url  # rendering needs no database
+    count = 150 if quick else 1_500
+    docs = list(invoices(seed=11, count=WARM_UP + count))
+    renderer = InvoiceRenderer()
+    for doc in docs[:WARM_UP]:
+        renderer.render(doc)
+    latencies, size = [], 0
+    cpu_started, started = time.process_time(), time.perf_counter()
+    for doc in docs[WARM_UP:]:
+        began = time.perf_counter()
+        size += len(renderer.render(doc))
+        latencies.append(time.perf_counter() - began)
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    # Outside the timing: the case is only what it claims if every invoice fits one page.
+    page_counts = {len(PdfReader(io.BytesIO(renderer.render(doc))).pages)
+                   for doc in docs[WARM_UP::max(1, count // 50)]}
+    row = result(
+        "pdf_render", backend, case="one_page_ten_lines", metric="invoices per second",
+        unit="invoices/s", target=TARGET_INVOICES_PER_SECOND, higher_is_better=True,
+        measured=count / elapsed,
+        details=latency_ms(latencies) | {
+            "invoices": count, "lines_per_invoice": LINES, "seconds": round(elapsed, 3),
+            "cpu_seconds": round(cpu, 3), "invoices_per_cpu_second": round(count / cpu, 1),
+            "mean_pdf_bytes": size // count, "page_counts_sampled": sorted(page_counts),
+            "warm_up_renders": WARM_UP, "pdf_standard": "PDF/A-3b",
+        },
+    )
+    row["passed"] = row["passed"] and page_counts == {1}
+    return [row]
+
+
+def invoices(seed: int, count: int) -> Iterator[InvoiceDocument]:
+    """``count`` one-page invoices of ``LINES`` lines, cycling through LOCALES."""
+    rng = random.Random(seed)
+    customers = data.customers(seed=seed, count=count)
+    for i, customer in zip(range(count), customers, strict=False):
+        language, currency = LOCALES[i % len(LOCALES)]
+        start = date(2026, 1, 1) + timedelta(days=rng.randrange(0, 330))
+        end = start + timedelta(days=29)
+        lines = tuple(_line(rng, start, end, currency) for _ in range(LINES))
+        subtotal = sum(line.amount_minor for line in lines)
+        tax = sum(line.tax_minor for line in lines)
+        paid = rng.choice((0, 0, subtotal // 2))
+        address = customer["billing_address"]
+        name = customer.get("company_name") or f"{customer['first_name']} {customer['last_name']}"
+        yield InvoiceDocument(
+            invoice_id=f"inv_bench_{i:06d}", number=f"INV-{i + 1:06d}", status="open",
+            language=language, currency=currency, issue_date=end + timedelta(days=1),
+            due_date=end + timedelta(days=31), period_start=start, period_end=end,
+            biller=BILLER,
+            bill_to=Party(name, PostalAddress(address["line1"], None, address["city"],
+                                              address["region"], address["postal_code"],
+                                              address["country"]),
+                          email=customer["primary_email"]),
+            account_number=f"ACCT-{i + 1:06d}", lines=lines, subtotal_minor=subtotal,
+            tax_minor=tax, total_minor=subtotal + tax, amount_paid_minor=paid,
+            amount_due_minor=subtotal + tax - paid,
+            payment_url=f"https://billing.example/pay/ps_{seed}_{i}",
+            notes=("Thank you for your business.",),
+        )
+
+
+def _line(rng: random.Random, start: date, end: date, currency: str) -> DocumentLine:
+    quantity = rng.randint(1, 40)
+    unit = rng.randint(100, 25_000)
+    amount = quantity * unit
+    tax_percent = rng.choice(("0", "6", "8.25", "12", "20", "25"))
+    tax = Money(amount, currency).percent(Decimal(tax_percent)).minor
+    return DocumentLine(
+        description=rng.choice(PRODUCTS), quantity=quantity, amount_minor=amount, tax_minor=tax,
+        unit_amount_minor=unit, tax_percent=tax_percent, period_start=start, period_end=end,
+    )

@@ -1,0 +1,1 @@
+"""Bill runs, pure invoice generation, invoices and their numbers, adjustments, rendering and delivery."""

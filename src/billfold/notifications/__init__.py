@@ -1,0 +1,2 @@
+"""Transactional outbox and durable delivery: email over SMTP (or .eml files),
+later webhooks and postbacks."""

@@ -1,0 +1,1 @@
+"""Orders on billing accounts: recurring services, one-time pending charges, proration."""
