@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from billfold.catalog import tax, tax_service
-from billfold.core import clock, ids, jobs
+from billfold.core import bulk, clock, ids, jobs
 from billfold.core.db import get_scoped, is_postgres
 from billfold.core.errors import invalid
 from billfold.core.scope import Scope
@@ -339,7 +339,9 @@ def _store(session: Session, scope: Scope, account: BillingAccount, result: gen.
             due_date=None if draft.suppressed else due_date(session, account, draft.bill_date),
             subtotal_minor=draft.subtotal_minor, tax_minor=draft.tax_minor,
             total_minor=draft.total_minor, amount_paid_minor=0, adjustments_minor=0,
-            bill_run_id=bill_run_id, delivery_status="not_required", created_at=now,
+            bill_run_id=bill_run_id, created_at=now,
+            delivery_status="not_required" if draft.suppressed
+            else delivery.initial_status(account.invoice_type),
             finalized_at=None if draft.suppressed else now)
         settle_status(invoice)
         invoices.append(invoice)
@@ -447,11 +449,11 @@ def _store_many(session: Session, scope: Scope,
     guards: list[dict[str, Any]] = []
     entries: list[ledger.NewEntry] = []
     issued: list[tuple[str, str]] = []  # (invoice id, owing account's invoice_type)
-    carried: list[dict[str, Any]] = []
-    applied: list[dict[str, Any]] = []
-    charged: list[dict[str, Any]] = []
-    through: list[dict[str, Any]] = []
-    moved: list[dict[str, Any]] = []
+    carried: list[tuple[str, str]] = []
+    applied: list[tuple[str, str]] = []
+    charged: list[tuple[str, str]] = []
+    through: list[tuple[str, date]] = []
+    moved: list[tuple[str, date]] = []
     for account, bill_date, result in generated:
         invoice_ids = []
         for draft in result.invoices:
@@ -476,7 +478,8 @@ def _store_many(session: Session, scope: Scope,
                 "total_minor": draft.total_minor, "amount_paid_minor": 0,
                 "adjustments_minor": 0, "assignment_key": None, "bill_run_id": bill_run_id,
                 "carried_to_invoice_id": None, "memo": None, "pdf_key": None,
-                "delivery_status": "not_required", "delivery_error": None,
+                "delivery_status": "not_required" if draft.suppressed
+                else delivery.initial_status(account.invoice_type), "delivery_error": None,
                 "created_at": now, "finalized_at": None if draft.suppressed else now,
                 "voided_at": None})
             for position, line in enumerate(draft.lines, start=1):
@@ -495,47 +498,41 @@ def _store_many(session: Session, scope: Scope,
                     "adjustment_id": line.adjustment_id,
                     "carried_from_invoice_id": line.carried_from_invoice_id})
                 if line.pending_charge_id and not line.carried_from_invoice_id:
-                    charged.append({"row_id": line.pending_charge_id, "value": invoice_id})
-            carried += [{"row_id": i, "value": invoice_id} for i in draft.carried_invoice_ids]
-            applied += [{"row_id": i, "value": invoice_id} for i in draft.adjustment_ids]
+                    charged.append((line.pending_charge_id, invoice_id))
+            carried += [(i, invoice_id) for i in draft.carried_invoice_ids]
+            applied += [(i, invoice_id) for i in draft.adjustment_ids]
             if not draft.suppressed:
                 entry = _invoice_entry(invoice_id, draft, invoices[-1]["number"])
                 if entry is not None:
                     entries.append(entry)
-        through += [{"row_id": s, "value": d} for s, d in result.billed_through.items()]
+        through += list(result.billed_through.items())
         following = following_bill_date(_cycle(session, account.bill_cycle_id), bill_date)
         for billed in [account, *managed_of.get(account.id, [])]:
-            moved.append({"row_id": billed.id, "value": following})
+            moved.append((billed.id, following))
         outcome = ("invoiced" if any(not d.suppressed for d in result.invoices)
                    else "suppressed" if result.invoices else "nothing_to_bill")
         guards.append({"id": ids.new_id("bill_run_account"), "tenant_id": tenant, "mode": mode,
                        "billing_account_id": account.id, "bill_date": bill_date,
                        "bill_run_id": bill_run_id, "outcome": outcome,
                        "invoice_ids": invoice_ids, "at": now})
-    conn = session.connection()
-    conn.execute(insert(BilledPeriod), guards)
-    if invoices:
-        conn.execute(insert(Invoice), invoices)
-    if lines:
-        conn.execute(insert(InvoiceLine), lines)
+    bulk.insert_rows(session, cast(Table, BilledPeriod.__table__), guards)
+    bulk.insert_rows(session, cast(Table, Invoice.__table__), invoices)
+    bulk.insert_rows(session, cast(Table, InvoiceLine.__table__), lines)
     for model, column, rows in (
             (Invoice, "carried_to_invoice_id", carried),
             (Adjustment, "applied_invoice_id", applied),
             (PendingCharge, "invoice_id", charged),
             (Service, "billed_through", through),
             (BillingAccount, "next_bill_date", moved)):
-        if rows:
-            table = cast(Table, model.__table__)
-            conn.execute(update(table).where(table.c.id == bindparam("row_id"))
-                         .values({column: bindparam("value")}), rows)
+        bulk.update_rows(session, cast(Table, model.__table__), column, sorted(rows))
     ledger.post_many(session, scope, entries)
     if issued:
         on_issued_many(session, scope, issued)
     # Keep the session's copies of the accounts true to what was just written.
     by_id = {a.id: a for a, _, _ in generated}
     by_id.update({m.id: m for a, _, _ in generated for m in managed_of.get(a.id, [])})
-    for row in moved:
-        set_committed_value(by_id[row["row_id"]], "next_bill_date", row["value"])
+    for account_id, following in moved:
+        set_committed_value(by_id[account_id], "next_bill_date", following)
 
 
 def _invoice_entry(invoice_id: str, draft: gen.InvoiceDraft, number: str | None

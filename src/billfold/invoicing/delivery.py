@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from billfold.core import clock, jobs
+from billfold.core import bulk, clock, jobs
 from billfold.core.config import Settings
 from billfold.core.errors import NotFound
 from billfold.core.filestore import FileStore
@@ -78,21 +78,19 @@ def invoice_issued(session: Session, scope: Scope, invoice: Invoice) -> None:
 
 
 def invoices_issued(session: Session, scope: Scope, issued: list[tuple[str, str]]) -> None:
-    """``invoice_issued`` for a bill run's batch of (invoice id, invoice type), with one
-    statement per table. The invoices are new, so no job of theirs can exist yet."""
+    """``invoice_issued`` for a bill run's batch of (invoice id, invoice type), whose rows
+    were written with their initial delivery status: queue their rendering with one
+    statement. The invoices are new, so no job of theirs can exist yet; paper invoices of a
+    run join the run's print batch (``bill_run_completed``)."""
     now = clock.utcnow()
     rows = [_job_row(scope, RENDER, invoice_id, {"invoice_id": invoice_id}, now)
             for invoice_id, _ in issued]
-    pending = [invoice_id for invoice_id, kind in issued if initial_status(kind) == "pending"]
     paper = [invoice_id for invoice_id, kind in issued if kind in PAPER_TYPES]
-    for start in range(0, len(paper), 500):
+    for start in range(0, len(paper), 500):  # outside a run, a print batch of its own
         rows += [_job_row(scope, PRINT_BATCH, invoice_id, {"invoice_id": invoice_id}, now)
                  for invoice_id in session.scalars(select(Invoice.id).where(
                      Invoice.id.in_(paper[start:start + 500]), Invoice.bill_run_id.is_(None)))]
-    session.execute(insert(jobs.Job), rows)
-    for start in range(0, len(pending), 500):
-        session.execute(update(Invoice).where(Invoice.id.in_(pending[start:start + 500]))
-                        .values(delivery_status="pending", delivery_error=None))
+    bulk.insert_rows(session, cast(Table, jobs.Job.__table__), rows)
 
 
 def _job_row(scope: Scope, kind: str, key: str, payload: dict[str, Any], now: datetime

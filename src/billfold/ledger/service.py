@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billfold.core import clock, ids
+from billfold.core import bulk, clock, ids
 from billfold.core.db import get_scoped
 from billfold.core.errors import BillfoldError, Conflict
 from billfold.core.scope import Scope
@@ -192,15 +192,11 @@ def post_many(session: Session, scope: Scope, entries: Sequence[NewEntry]) -> No
                 "mode": scope.mode, "entry_id": entry_id, "ledger_account_id": account_id,
                 "amount_minor": line.amount.minor, "currency": line.amount.currency})
             deltas[account_id] += line.amount.minor
-    session.execute(insert(LedgerEntry), entry_rows)
-    session.execute(insert(LedgerPosting), posting_rows)
-    changed = [{"account_id": a, "delta": d} for a, d in sorted(deltas.items()) if d]
-    table = cast(Table, LedgerAccount.__table__)
-    if not changed:
-        return
-    session.connection().execute(  # fixed order: no lock-order deadlocks between batches
-        update(table).where(table.c.id == bindparam("account_id"))
-        .values(balance_minor=table.c.balance_minor + bindparam("delta")), changed)
+    bulk.insert_rows(session, cast(Table, LedgerEntry.__table__), entry_rows)
+    bulk.insert_rows(session, cast(Table, LedgerPosting.__table__), posting_rows)
+    # In a fixed order: no lock-order deadlocks between batches.
+    bulk.update_rows(session, cast(Table, LedgerAccount.__table__), "balance_minor",
+                     [(a, d) for a, d in sorted(deltas.items()) if d], add=True)
 
 
 def _ledger_account_ids(session: Session, scope: Scope,

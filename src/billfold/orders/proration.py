@@ -10,6 +10,7 @@ to the full amount exactly, never a minor unit more or less. Dates are inclusive
 from __future__ import annotations
 
 import calendar
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -120,6 +121,7 @@ def _on_grid(cycle_start: date, bill_day: int, months: int) -> date:
     return date(year, month, min(bill_day, calendar.monthrange(year, month)[1]))
 
 
+@functools.lru_cache(maxsize=4096)  # pure; a bill run asks the same few questions
 def period_containing(*, frequency: str, bill_day: int, cycle_start: date, day: date
                       ) -> BillPeriod:
     """The bill period of a cycle that contains ``day``: from a bill date to the day before

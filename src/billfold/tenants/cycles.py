@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 from datetime import date, timedelta
 
 MONTHS_PER_PERIOD = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}
@@ -12,6 +13,7 @@ def _clamped(year: int, month: int, day: int) -> date:
     return date(year, month, min(day, calendar.monthrange(year, month)[1]))
 
 
+@functools.lru_cache(maxsize=4096)  # a bill run asks the same few questions many times
 def next_bill_date(
     *, frequency: str, bill_day: int, cycle_start: date, on_or_after: date
 ) -> date:
