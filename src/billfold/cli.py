@@ -137,13 +137,29 @@ def ledger_verify() -> None:
 
 @app.command()
 def demo() -> None:
-    """Load the demo biller (idempotent) and print its API key."""
+    """Load the demo biller (idempotent), bill it as a worker would, and print its API key."""
     from billfold import demo as demo_data
 
     settings = get_settings()
-    with _sessions()() as session:
+    sessions = _sessions()
+    with sessions() as session:
         result = demo_data.load(session, settings.data_dir)
+    # The demo's bill run, PDFs, print batch and mail are jobs: run every due job here, as
+    # `billfold worker --once` does, so the demo is complete before `serve` starts.
+    _worker_loop(once=True, sessions=sessions)
+    with sessions() as session:
+        billing = demo_data.billing(session, result.tenant_id, settings.data_dir)
     typer.echo(f"demo tenant {result.tenant_id}: {result.summary}")
+    if billing is not None:
+        typer.echo(f"bill run {billing.run_id} as of {billing.as_of_date}: {billing.status}; "
+                   f"{billing.issued} invoices issued ({', '.join(billing.currencies)}), "
+                   f"{billing.suppressed} suppressed under their account's minimum")
+        typer.echo(f"  PDFs:         {billing.pdf_dir}/ ({billing.rendered} of {billing.issued})")
+        if billing.print_batch is not None:
+            typer.echo(f"  print batch:  {billing.print_batch} (and its .csv mailing list)")
+        where = "sent through BILLFOLD_SMTP_URL" if settings.smtp_url \
+            else f"written as .eml files to {billing.mail_dir}/"
+        typer.echo(f"  mail:         {billing.emailed} invoice emails {where}")
     typer.echo(f"API docs:     {settings.base_url}/docs")
     typer.echo(f"demo API key: {result.api_key}")
     typer.echo(f"try: curl -H 'Authorization: Bearer {result.api_key}' "

@@ -14,6 +14,8 @@ from sqlalchemy import func, select, text
 
 from billfold.core.db import make_engine, make_sessionmaker
 from billfold.customers.models import BillingAccount, Customer
+from billfold.invoicing.models import Invoice
+from billfold.notifications.models import OutboxMessage
 
 BILLFOLD = str(Path(sys.executable).with_name("billfold"))
 
@@ -80,15 +82,18 @@ class TestDemo:
         engine = make_engine(run.url)
         sessions = make_sessionmaker(engine)
 
-        def counts() -> tuple[int, int]:
+        def counts() -> tuple[int, ...]:
             with sessions() as s:
-                return (s.scalar(select(func.count()).select_from(Customer)) or 0,
-                        s.scalar(select(func.count()).select_from(BillingAccount)) or 0)
+                return tuple(s.scalar(select(func.count()).select_from(model)) or 0
+                             for model in (Customer, BillingAccount, Invoice, OutboxMessage))
 
         before = counts()
         second = run("demo").stdout
         assert counts() == before
-        assert before == (4, 8)  # Acme, Widgets (5 accounts), Northwind head office and branch
+        # Acme, Widgets (5 accounts), Nordvik (head office and depot), Northwind head office
+        # and branch; the bill run's invoices and their emails.
+        assert before[:2] == (5, 10)
+        assert before[2] > before[3] > 0
         key = [line.split(": ", 1)[1] for line in first.splitlines() if "demo API key" in line]
         assert key
         assert key[0] in second  # the same key is printed again

@@ -352,20 +352,23 @@ class TestAnotherTenant:
 
 
 class TestTheDemo:
-    def test_the_demo_biller_has_a_catalog_services_and_pending_charges(
+    def test_the_demo_biller_has_a_catalog_services_and_a_billed_run(
             self, fresh_database_url, tmp_path):
         from fastapi.testclient import TestClient
 
         from billfold import demo
+        from billfold.cli import _job_handlers
+        from billfold.core import jobs
         from billfold.core.config import Settings
         from billfold.core.db import make_engine, make_sessionmaker
         from billfold.web.app import create_app
 
         engine = make_engine(fresh_database_url)
-        with make_sessionmaker(engine)() as session:
+        sessions = make_sessionmaker(engine)
+        settings = Settings(database_url=fresh_database_url, data_dir=tmp_path)
+        with sessions() as session:
             key = demo.load(session, tmp_path).api_key
-        with TestClient(create_app(Settings(database_url=fresh_database_url,
-                                            data_dir=tmp_path), engine)) as client:
+        with TestClient(create_app(settings, engine)) as client:
             client.headers["Authorization"] = f"Bearer {key}"
             skus = [p["sku"] for p in client.get("/v1/products").json()["data"]]
             assert skus == ["ONBOARD", "SEAT", "SUPPORT-PREMIUM"]
@@ -374,7 +377,24 @@ class TestTheDemo:
             [seats] = client.get("/v1/services",
                                  params={"billing_account_id": account_id}).json()["data"]
             assert [q["quantity"] for q in seats["quantities"]] == [5, 8]
+            assert len(client.get("/v1/orders").json()["data"]) == 9
+            # Loading starts the bill run; a worker, with the worker's handlers, bills it.
+            [run] = client.get("/v1/bill_runs").json()["data"]
+            assert run["status"] == "running"
             summary = client.get(f"/v1/billing_accounts/{account_id}/summary").json()
             assert summary["pending_charges"] == {"amount_minor": 25000, "currency": "USD"}
-            assert len(client.get("/v1/orders").json()["data"]) == 3
+            while jobs.run_pending(sessions, _job_handlers(settings), worker_id="test-worker"):
+                pass
+            [run] = client.get("/v1/bill_runs").json()["data"]
+            assert run["status"] == "completed"
+            invoices = client.get("/v1/invoices", params={"billing_account_id": account_id}
+                                  ).json()["data"]
+            assert len(invoices) == 3  # January, February and March 2026
+            summary = client.get(f"/v1/billing_accounts/{account_id}/summary").json()
+            assert summary["pending_charges"] == {"amount_minor": 0, "currency": "USD"}
+            assert summary["balance"]["amount_minor"] == \
+                sum(i["total_minor"] for i in invoices) > 0
+            pdf = client.get(f"/v1/invoices/{invoices[0]['id']}/pdf")
+            assert pdf.content.startswith(b"%PDF")
+            assert list((tmp_path / "mail").glob("*.eml"))
         engine.dispose()
