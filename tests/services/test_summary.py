@@ -69,6 +69,16 @@ class TestNextInvoiceDate:
 
         assert summary.next_invoice_date == date(2026, 5, 1)
 
+    def test_waits_for_the_next_unbilled_date_of_an_account_billed_ahead(self, desk):
+        _, account = desk.create_customer()
+        with transaction(desk.session):  # as a bill run dated 1 April, run early, leaves it
+            desk.session.get(type(account), account.id).next_bill_date = date(2026, 5, 1)
+
+        with frozen_at(datetime(2026, 3, 15, 12, tzinfo=UTC)):
+            summary = summary_of(desk, account)
+
+        assert summary.next_invoice_date == date(2026, 5, 1)
+
     def test_is_none_for_a_deactivated_account(self, desk):
         _, account = desk.create_customer()
         desk.update_account(account, status="deactivated")

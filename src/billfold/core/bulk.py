@@ -26,7 +26,7 @@ def _converter(dialect: Dialect, columns: Sequence[Column[Any]]
                ) -> Callable[[Sequence[Any]], Sequence[Any]]:
     """What turns a row's values (in ``columns`` order) into the parameters the driver
     gets: each column's bind processor, on the columns that have one."""
-    processors = [(position, process) for position, column in enumerate(columns)
+    processors = [(position, _remembering(process)) for position, column in enumerate(columns)
                   if (process := column.type.dialect_impl(dialect).bind_processor(dialect))]
 
     def convert(values: Sequence[Any]) -> Sequence[Any]:
@@ -39,6 +39,23 @@ def _converter(dialect: Dialect, columns: Sequence[Column[Any]]
         return converted
 
     return convert
+
+
+def _remembering(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``process`` that converts each distinct value once: a batch's rows share their
+    dates and timestamps."""
+    seen: dict[Any, Any] = {}
+
+    def remembered(value: Any) -> Any:
+        try:
+            return seen[value]
+        except KeyError:
+            converted = seen[value] = process(value)
+            return converted
+        except TypeError:  # unhashable (a JSON list or object)
+            return process(value)
+
+    return remembered
 
 
 @contextmanager
@@ -75,6 +92,9 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     if not rows:
         return
     names = list(rows[0])
+    keys = rows[0].keys()
+    if any(row.keys() != keys for row in rows):
+        raise ValueError(f"rows for {table.name} must all have the same keys")
     defaults = _constant_defaults(table, names)
     names += list(defaults)
     columns = [table.c[name] for name in names]

@@ -8,14 +8,24 @@ when a reader upgrades to a writer. PostgreSQL runs through psycopg 3.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, MetaData, String, TypeDecorator, create_engine
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    MetaData,
+    String,
+    TypeDecorator,
+    create_engine,
+    text,
+)
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from billfold.core.errors import NotFound
@@ -167,6 +177,33 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def refresh_statistics(session: Session, tables: Sequence[str]) -> list[str]:
+    """On PostgreSQL, ANALYZE those of ``tables`` that grew by half since their last
+    statistics (or have none), and return their names; elsewhere do nothing.
+
+    A bill run can grow the invoice and ledger tables many times over within minutes of a
+    fresh start. Until the statistics catch up, the planner takes them for the few pages
+    they were, and foreign-key checks against rows just inserted keep their cached
+    sequential-scan plans: every invoice line scans the invoices. ANALYZE also discards
+    those plans. Call it outside the caller's own work: it commits."""
+    if not is_postgres(session) or not tables:
+        return []
+    stale = list(session.scalars(text(
+        "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+        "WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables) "
+        "AND s.n_mod_since_analyze > 1000 + 0.5 * greatest(c.reltuples, 0)"),
+        {"tables": list(tables)}))
+    session.commit()
+    for table in sorted(stale):
+        try:
+            session.execute(text(f'ANALYZE "{table}"'))
+            session.commit()
+        except DBAPIError:  # not the table's owner: leave it to autovacuum
+            session.rollback()
+            stale.remove(table)
+    return stale
+
+
 __all__ = [
     "Base",
     "BigInteger",
@@ -176,6 +213,7 @@ __all__ = [
     "is_postgres",
     "make_engine",
     "make_sessionmaker",
+    "refresh_statistics",
     "search_key_type",
     "transaction",
 ]

@@ -41,7 +41,10 @@ def account_summary(session: Session, scope: Scope, account_id: str) -> AccountS
     if account.status != "deactivated":
         next_date = cycles.next_bill_date(
             frequency=cycle.frequency, bill_day=cycle.bill_day, cycle_start=cycle.start_date,
-            on_or_after=max(account.start_date, tenants.today(session, scope)),
+            # An account billed ahead (a run dated in the future) waits for its next
+            # unbilled date; one behind is caught up by the next run.
+            on_or_after=max(account.start_date, tenants.today(session, scope),
+                            account.next_bill_date or account.start_date),
         )
     return AccountSummary(
         account=account, customer=customer,

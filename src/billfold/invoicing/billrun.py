@@ -21,11 +21,10 @@ from typing import Any, cast
 from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from billfold.catalog import tax, tax_service
 from billfold.core import bulk, clock, ids, jobs
-from billfold.core.db import get_scoped, is_postgres
+from billfold.core.db import get_scoped, is_postgres, refresh_statistics
 from billfold.core.errors import invalid
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount, Customer
@@ -170,10 +169,11 @@ def _load(session: Session, scope: Scope, accounts: list[BillingAccount]) -> _Lo
     account_ids = [a.id for a in accounts]
     in_scope = (("tenant_id", scope.tenant_id), ("mode", scope.mode))
 
-    def rows(model: Any, *conditions: Any) -> list[Any]:
+    def rows(model: Any, *conditions: Any, columns: Iterable[str] | None = None) -> list[Any]:
         table = model.__table__
-        stmt = select(table).where(*(table.c[k] == v for k, v in in_scope), *conditions)
-        return list(session.execute(stmt))
+        chosen = table.c if columns is None else [table.c[name] for name in columns]
+        stmt = select(*chosen).where(*(table.c[k] == v for k, v in in_scope), *conditions)
+        return list(session.execute(stmt).all())
 
     def grouped(items: Iterable[Any], key: str) -> dict[str, list[Any]]:
         found: dict[str, list[Any]] = defaultdict(list)
@@ -183,17 +183,21 @@ def _load(session: Session, scope: Scope, accounts: list[BillingAccount]) -> _Lo
 
     customers = {c.id: c for c in session.execute(select(
         Customer.id, Customer.customer_name, Customer.billing_address,
-        Customer.service_address).where(Customer.id.in_({a.customer_id for a in accounts})))}
+        Customer.service_address).where(Customer.id.in_({a.customer_id for a in accounts}))
+        ).all()}
     s_table, c_table = Service.__table__, PendingCharge.__table__
     a_table, i_table = Adjustment.__table__, Invoice.__table__
     services = rows(Service, s_table.c.billing_account_id.in_(account_ids),
-                    s_table.c.status != "ended")
+                    s_table.c.status != "ended", columns=(
+                        "id", "billing_account_id", "description", "unit_amount_minor",
+                        "billing_timing", "tax_category", "tax_inclusive", "start_date",
+                        "end_date", "billed_through"))
     segments: dict[str, list[QuantitySegment]] = defaultdict(list)
     if services:
         q_table = ServiceQuantity.__table__
         for row in session.execute(select(q_table.c.service_id, q_table.c.effective_date,
                                           q_table.c.quantity).where(
-                q_table.c.service_id.in_([s.id for s in services]))):
+                q_table.c.service_id.in_([s.id for s in services]))).all():
             segments[row.service_id].append(QuantitySegment(row.effective_date, row.quantity))
     suppressed = rows(Invoice, i_table.c.invoiced_account_id.in_(account_ids),
                       i_table.c.status == "suppressed", i_table.c.carried_to_invoice_id.is_(None))
@@ -385,6 +389,11 @@ def _store(session: Session, scope: Scope, account: BillingAccount, result: gen.
 
 # -- billing many accounts at once -------------------------------------------------------
 
+_BILLED_COLUMNS = tuple(BillingAccount.__table__.c[name] for name in (
+    "id", "tenant_id", "mode", "customer_id", "number", "status", "responsible_account_id",
+    "bill_cycle_id", "start_date", "next_bill_date", "currency", "taxable", "invoice_type",
+    "invoice_rendering_type", "minimum_invoice_amount_minor", "payment_term_id"))
+
 BATCH_SIZE = 100
 
 
@@ -399,10 +408,11 @@ def bill_batch(session: Session, scope: Scope, *, account_ids: list[str], as_of:
 
     Any database error leaves the transaction unusable: the caller rolls back and bills the
     batch one account per transaction instead, which isolates a failing account."""
-    accounts = list(session.scalars(
-        select(BillingAccount).where(BillingAccount.id.in_(account_ids))
+    # Rows of the columns billing needs, not ORM objects: a batch reads hundreds.
+    accounts: list[Any] = list(session.execute(
+        select(*_BILLED_COLUMNS).where(BillingAccount.id.in_(account_ids))
         .order_by(BillingAccount.id).with_for_update()))
-    due: list[tuple[BillingAccount, date]] = []
+    due: list[tuple[Any, date]] = []
     for account in accounts:
         if account.tenant_id != scope.tenant_id or account.mode != scope.mode \
                 or account.status != "active" or account.responsible_account_id is not None:
@@ -412,9 +422,9 @@ def bill_batch(session: Session, scope: Scope, *, account_ids: list[str], as_of:
             due.append((account, bill_date))
     if not due:
         return []
-    managed_of: dict[str, list[BillingAccount]] = defaultdict(list)
-    for managed in session.scalars(
-            select(BillingAccount).where(
+    managed_of: dict[str, list[Any]] = defaultdict(list)
+    for managed in session.execute(
+            select(*_BILLED_COLUMNS).where(
                 BillingAccount.tenant_id == scope.tenant_id, BillingAccount.mode == scope.mode,
                 BillingAccount.responsible_account_id.in_([a.id for a, _ in due]),
                 BillingAccount.status == "active").order_by(BillingAccount.id).with_for_update()):
@@ -422,7 +432,7 @@ def bill_batch(session: Session, scope: Scope, *, account_ids: list[str], as_of:
         managed_of[managed.responsible_account_id].append(managed)
     everyone = [a for a, _ in due] + [m for group in managed_of.values() for m in group]
     loaded = _load(session, scope, everyone)
-    generated: list[tuple[BillingAccount, date, gen.Generated]] = []
+    generated: list[tuple[Any, date, gen.Generated]] = []
     for account, bill_date in due:
         try:
             unit = _unit(session, loaded, account, managed_of.get(account.id, []))
@@ -438,8 +448,8 @@ def bill_batch(session: Session, scope: Scope, *, account_ids: list[str], as_of:
 
 
 def _store_many(session: Session, scope: Scope,
-                generated: list[tuple[BillingAccount, date, gen.Generated]],
-                managed_of: dict[str, list[BillingAccount]], bill_run_id: str | None) -> None:
+                generated: list[tuple[Any, date, gen.Generated]],
+                managed_of: dict[str, list[Any]], bill_run_id: str | None) -> None:
     now = clock.utcnow()
     issued_count = sum(not d.suppressed for _, _, g in generated for d in g.invoices)
     numbers = iter(next_numbers(session, scope, issued_count) if issued_count else [])
@@ -528,11 +538,6 @@ def _store_many(session: Session, scope: Scope,
     ledger.post_many(session, scope, entries)
     if issued:
         on_issued_many(session, scope, issued)
-    # Keep the session's copies of the accounts true to what was just written.
-    by_id = {a.id: a for a, _, _ in generated}
-    by_id.update({m.id: m for a, _, _ in generated for m in managed_of.get(a.id, [])})
-    for account_id, following in moved:
-        set_committed_value(by_id[account_id], "next_bill_date", following)
 
 
 def _invoice_entry(invoice_id: str, draft: gen.InvoiceDraft, number: str | None
@@ -568,10 +573,15 @@ ISSUED_HOOKS: list[Callable[[Session, Scope, list[tuple[str, str]]], None]] = [
 # -- chunks and progress -----------------------------------------------------------------
 
 
+# What a run grows fast: their statistics are refreshed before each chunk when stale.
+GROWN_TABLES = ("invoice", "invoice_line", "billed_period", "ledger_entry", "ledger_posting",
+                "ledger_account", "job")
+
+
 def bill_chunk(session: Session, job: jobs.Job, *, on_invoice: Callable[..., None] | None = None,
                progress: Callable[[int], None] | None = None) -> None:
-    """The job handler of a chunk: each account in a transaction of its own (the session
-    commits after each), failures recorded and skipped."""
+    """The job handler of a chunk: its accounts in batches, each batch in a transaction of
+    its own, failures recorded and skipped."""
     chunk_id = job.payload["chunk_id"]
     chunk = session.get(BillRunChunk, chunk_id)
     if chunk is None or chunk.done_at is not None:
@@ -583,25 +593,12 @@ def bill_chunk(session: Session, job: jobs.Job, *, on_invoice: Callable[..., Non
     as_of, run_id = run.as_of_date, run.id
     rules = tax_service.load_tax_rules(session, scope)
     session.commit()
+    refresh_statistics(session, GROWN_TABLES)
     for start in range(0, len(account_ids), BATCH_SIZE):
         batch = account_ids[start:start + BATCH_SIZE]
-        while batch:  # again for accounts several bill dates behind
-            failures: list[tuple[str, date | None, str]] = []
-            try:
-                _fast_commits(session)
-                batch = bill_batch(session, scope, account_ids=batch, as_of=as_of,
-                                   bill_run_id=run_id, rules=rules, failures=failures)
-                _record_failures(session, scope, run_id, failures)
-                session.commit()
-            except Exception as exc:
-                session.rollback()
-                log.info("bill run %s: batch failed (%s); one account per transaction",
-                         run_id, exc)
-                for account_id in batch:
-                    _bill_alone(session, scope, account_id, as_of, run_id, rules, on_invoice)
-                batch = []
+        _bill_batch_or_each(session, scope, batch, as_of, run_id, rules, on_invoice)
         if progress is not None:
-            progress(len(account_ids[start:start + BATCH_SIZE]))
+            progress(len(batch))
     # Two workers finishing a run's last chunks take turns here, so one of them sees the
     # other's chunk done and completes the run.
     session.get(BillRun, run_id, with_for_update=True, populate_existing=True)
@@ -616,6 +613,27 @@ def bill_chunk(session: Session, job: jobs.Job, *, on_invoice: Callable[..., Non
                         .values(status="completed", completed_at=clock.utcnow()))
         orders.end_services(session, scope, as_of=as_of)
         delivery.bill_run_completed(session, scope, run_id)
+
+
+def _bill_batch_or_each(session: Session, scope: Scope, batch: list[str], as_of: date,
+                        run_id: str, rules: tax.TaxRules,
+                        on_invoice: Callable[..., None] | None) -> None:
+    """Bill a batch in one transaction; if that fails, each account in its own."""
+    while batch:  # again for accounts several bill dates behind
+        failures: list[tuple[str, date | None, str]] = []
+        try:
+            _fast_commits(session)
+            batch = bill_batch(session, scope, account_ids=batch, as_of=as_of,
+                               bill_run_id=run_id, rules=rules, failures=failures)
+            _record_failures(session, scope, run_id, failures)
+            session.commit()
+        except Exception as exc:
+            session.rollback()
+            log.info("bill run %s: batch failed (%s); one account per transaction",
+                     run_id, exc)
+            for account_id in batch:
+                _bill_alone(session, scope, account_id, as_of, run_id, rules, on_invoice)
+            batch = []
 
 
 def _fast_commits(session: Session) -> None:

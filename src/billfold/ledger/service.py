@@ -212,7 +212,7 @@ def _ledger_account_ids(session: Session, scope: Scope,
                  "mode": scope.mode, "kind": wanted[k].kind, "currency": k[1],
                  "billing_account_id": wanted[k].billing_account_id, "key": k[0],
                  "balance_minor": 0, "created_at": now} for k in missing]
-        session.execute(insert(LedgerAccount), rows)
+        bulk.insert_rows(session, cast(Table, LedgerAccount.__table__), rows)
         found.update({(str(r["key"]), str(r["currency"])): str(r["id"]) for r in rows})
     return found
 

@@ -1,0 +1,161 @@
+"""core.bulk writes what an ORM insert or update would, through COPY on PostgreSQL and one
+executemany on SQLite; core.db.refresh_statistics analyzes tables a batch job has grown."""
+
+import time
+from datetime import UTC, date, datetime
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Table, select, text
+from sqlalchemy.exc import IntegrityError
+
+from billfold.catalog.tax_models import TaxRate
+from billfold.core import bulk, ids
+from billfold.core.db import is_postgres, refresh_statistics, transaction
+from billfold.core.jobs import Job
+from billfold.ledger.models import LedgerAccount
+
+NOW = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+
+
+def table(model: Any) -> Table:
+    return cast(Table, model.__table__)
+
+
+def job_row(scope, key: str, payload: Any, **extra: Any) -> dict[str, Any]:
+    return {"id": ids.new_id("job"), "tenant_id": scope.tenant_id, "mode": scope.mode,
+            "kind": "test.bulk", "key": key, "payload": payload, "status": "queued",
+            "attempts": 0, "max_attempts": 8, "run_after": NOW, "created_at": NOW, **extra}
+
+
+def rate_row(scope, name: str, valid_to: date | None) -> dict[str, Any]:
+    return {"id": ids.new_id("tax_rate"), "tenant_id": scope.tenant_id, "mode": scope.mode,
+            "country": "SE", "region": None, "tax_category": f"bulk-{name}", "percent": "25",
+            "name": name, "valid_from": date(2026, 1, 1), "valid_to": valid_to,
+            "created_at": NOW}
+
+
+class TestInsertRows:
+    def test_values_read_back_as_an_orm_insert_would_store_them(self, session, scope):
+        awkward = "tab\there, newline\nthere, back\\slash, quote ' and \" and \\N"
+        with transaction(session):
+            bulk.insert_rows(session, table(Job), [
+                job_row(scope, "a", {"invoice_id": "inv_1", "nested": [1, "two", None]},
+                        last_error=None),
+                job_row(scope, awkward, {"text": awkward}, last_error=awkward),
+            ])
+            bulk.insert_rows(session, table(TaxRate), [
+                rate_row(scope, "open", None), rate_row(scope, "closed", date(2026, 12, 31))])
+
+        session.expire_all()
+        jobs = {j.key: j for j in session.scalars(select(Job).where(
+            Job.tenant_id == scope.tenant_id, Job.kind == "test.bulk"))}
+        assert jobs["a"].payload == {"invoice_id": "inv_1", "nested": [1, "two", None]}
+        assert jobs["a"].run_after == NOW
+        assert jobs["a"].created_at == NOW
+        assert jobs["a"].locked_by is None
+        assert jobs["a"].last_error is None
+        assert jobs[awkward].payload == {"text": awkward}
+        assert jobs[awkward].last_error == awkward
+        rates = {r.name: r for r in session.scalars(select(TaxRate).where(
+            TaxRate.tenant_id == scope.tenant_id))}
+        assert rates["open"].valid_from == date(2026, 1, 1)
+        assert rates["open"].valid_to is None
+        assert rates["closed"].valid_to == date(2026, 12, 31)
+        assert rates["closed"].created_at == NOW
+
+    def test_a_duplicate_key_raises_integrity_error_and_writes_nothing(self, session, scope):
+        first = job_row(scope, "dup", {})
+        with transaction(session):
+            bulk.insert_rows(session, table(Job), [first])
+
+        with pytest.raises(IntegrityError), transaction(session):
+            bulk.insert_rows(session, table(Job), [job_row(scope, "fresh", {}),
+                                                   {**first, "key": "other"}])
+
+        keys = set(session.scalars(select(Job.key).where(Job.tenant_id == scope.tenant_id)))
+        assert keys == {"dup"}
+
+    def test_rows_with_different_keys_are_refused(self, session, scope):
+        with pytest.raises(ValueError, match="same keys"):
+            bulk.insert_rows(session, table(Job), [
+                job_row(scope, "a", {}), job_row(scope, "b", {}, last_error="x")])
+        session.rollback()
+
+    def test_a_column_with_a_computed_default_must_be_given(self, session, scope):
+        column = table(Job).c.status
+        original = column.default
+        try:
+            from sqlalchemy import ColumnDefault
+            column.default = ColumnDefault(lambda: "queued")
+            row = job_row(scope, "x", {})
+            del row["status"]
+            with pytest.raises(ValueError, match=r"job\.status"):
+                bulk.insert_rows(session, table(Job), [row])
+        finally:
+            column.default = original
+            session.rollback()
+
+
+class TestUpdateRows:
+    def ledger_accounts(self, session, scope, count: int) -> list[str]:
+        rows = [{"id": ids.new_id("ledger_account"), "tenant_id": scope.tenant_id,
+                 "mode": scope.mode, "kind": "revenue", "currency": "USD",
+                 "billing_account_id": None, "key": f"bulk-{n}", "balance_minor": 100,
+                 "created_at": NOW} for n in range(count)]
+        with transaction(session):
+            bulk.insert_rows(session, table(LedgerAccount), rows)
+        return [str(r["id"]) for r in rows]
+
+    def balances(self, session, account_ids: list[str]) -> list[int]:
+        session.expire_all()
+        found = dict(session.execute(select(LedgerAccount.id, LedgerAccount.balance_minor)
+                                     .where(LedgerAccount.id.in_(account_ids))).all())
+        return [found[a] for a in account_ids]
+
+    def test_sets_each_row_to_its_value_and_leaves_the_others(self, session, scope):
+        first, second, third = self.ledger_accounts(session, scope, 3)
+        with transaction(session):
+            bulk.update_rows(session, table(LedgerAccount), "balance_minor",
+                             [(first, 7), (third, -9)])
+        assert self.balances(session, [first, second, third]) == [7, 100, -9]
+
+    def test_adds_to_the_value_with_add(self, session, scope):
+        first, second = self.ledger_accounts(session, scope, 2)
+        with transaction(session):
+            bulk.update_rows(session, table(LedgerAccount), "balance_minor",
+                             [(first, 5), (second, -150)], add=True)
+        assert self.balances(session, [first, second]) == [105, -50]
+
+    def test_updates_a_date_column(self, session, scope):
+        with transaction(session):
+            bulk.insert_rows(session, table(TaxRate), [rate_row(scope, "dated", None)])
+        rate_id = session.scalar(select(TaxRate.id).where(TaxRate.tenant_id == scope.tenant_id))
+        with transaction(session):
+            bulk.update_rows(session, table(TaxRate), "valid_to", [(rate_id, date(2027, 6, 30))])
+        session.expire_all()
+        assert session.get(TaxRate, rate_id).valid_to == date(2027, 6, 30)
+
+
+class TestRefreshStatistics:
+    def test_analyzes_only_tables_grown_by_half_since_their_statistics(self, session, scope):
+        if not is_postgres(session):
+            assert refresh_statistics(session, ["job"]) == []
+            return
+        refresh_statistics(session, ["job", "tax_rate"])  # whatever earlier tests left
+        with transaction(session):
+            bulk.insert_rows(session, table(Job), [job_row(scope, f"k{n}", {})
+                                                   for n in range(3000)])
+        # A backend reports its modifications when it goes idle, at most once a second.
+        for _ in range(150):
+            changed = session.scalar(text(
+                "SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'job'"))
+            session.commit()
+            if changed >= 3000:
+                break
+            time.sleep(0.1)
+
+        assert refresh_statistics(session, ["job", "tax_rate"]) == ["job"]
+        assert refresh_statistics(session, ["job", "tax_rate"]) == []
+        rows = session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'job'"))
+        assert rows >= 3000
