@@ -15,7 +15,7 @@ from billfold import money
 from billfold.catalog import tax
 from billfold.catalog.tax_models import TaxExemption, TaxRate
 from billfold.core import clock, ids
-from billfold.core.db import get_scoped
+from billfold.core.db import among, get_scoped
 from billfold.core.errors import Conflict, FieldError, NotFound, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers import history
@@ -321,7 +321,7 @@ def exemptions_for(session: Session, scope: Scope, account_ids: Collection[str]
     for start in range(0, len(wanted), _BATCH):
         rows = session.scalars(select(TaxExemption).where(
             TaxExemption.tenant_id == scope.tenant_id, TaxExemption.mode == scope.mode,
-            TaxExemption.billing_account_id.in_(wanted[start:start + _BATCH]),
+            among(session, TaxExemption.billing_account_id, wanted[start:start + _BATCH]),
         ).order_by(TaxExemption.id))
         for row in rows:
             found[row.billing_account_id].append(row.to_rule())

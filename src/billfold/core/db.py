@@ -8,22 +8,26 @@ when a reader upgrades to a writer. PostgreSQL runs through psycopg 3.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ColumnElement,
     DateTime,
     MetaData,
     String,
     TypeDecorator,
+    any_,
+    bindparam,
     create_engine,
     text,
 )
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -177,6 +181,16 @@ def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(array)`` with the values as one
+    array parameter, so a statement's text is the same however many values it gets and
+    is compiled, parsed and planned once (a batch job asks with hundreds of ids)."""
+    if is_postgres(session):
+        return cast(ColumnElement[bool], column == any_(bindparam(
+            None, list(values), type_=ARRAY(column.type))))
+    return cast(ColumnElement[bool], column.in_(list(values)))
+
+
 def refresh_statistics(session: Session, tables: Sequence[str]) -> list[str]:
     """On PostgreSQL, ANALYZE those of ``tables`` that grew by half since their last
     statistics (or have none), and return their names; elsewhere do nothing.
@@ -209,6 +223,7 @@ __all__ = [
     "BigInteger",
     "TenantScoped",
     "UTCDateTime",
+    "among",
     "get_scoped",
     "is_postgres",
     "make_engine",

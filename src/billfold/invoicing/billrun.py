@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from billfold.catalog import tax, tax_service
 from billfold.core import bulk, clock, ids, jobs
-from billfold.core.db import get_scoped, is_postgres, refresh_statistics
+from billfold.core.db import among, get_scoped, is_postgres, refresh_statistics
 from billfold.core.errors import invalid
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount, Customer
@@ -183,11 +183,12 @@ def _load(session: Session, scope: Scope, accounts: list[BillingAccount]) -> _Lo
 
     customers = {c.id: c for c in session.execute(select(
         Customer.id, Customer.customer_name, Customer.billing_address,
-        Customer.service_address).where(Customer.id.in_({a.customer_id for a in accounts}))
+        Customer.service_address).where(
+            among(session, Customer.id, {a.customer_id for a in accounts}))
         ).all()}
     s_table, c_table = Service.__table__, PendingCharge.__table__
     a_table, i_table = Adjustment.__table__, Invoice.__table__
-    services = rows(Service, s_table.c.billing_account_id.in_(account_ids),
+    services = rows(Service, among(session, s_table.c.billing_account_id, account_ids),
                     s_table.c.status != "ended", columns=(
                         "id", "billing_account_id", "description", "unit_amount_minor",
                         "billing_timing", "tax_category", "tax_inclusive", "start_date",
@@ -197,24 +198,26 @@ def _load(session: Session, scope: Scope, accounts: list[BillingAccount]) -> _Lo
         q_table = ServiceQuantity.__table__
         for row in session.execute(select(q_table.c.service_id, q_table.c.effective_date,
                                           q_table.c.quantity).where(
-                q_table.c.service_id.in_([s.id for s in services]))).all():
+                among(session, q_table.c.service_id, [s.id for s in services]))).all():
             segments[row.service_id].append(QuantitySegment(row.effective_date, row.quantity))
-    suppressed = rows(Invoice, i_table.c.invoiced_account_id.in_(account_ids),
+    suppressed = rows(Invoice, among(session, i_table.c.invoiced_account_id, account_ids),
                       i_table.c.status == "suppressed", i_table.c.carried_to_invoice_id.is_(None))
     carried_lines: dict[str, list[Any]] = defaultdict(list)
     if suppressed:
         l_table = InvoiceLine.__table__
         for line in session.execute(select(l_table).where(
-                l_table.c.invoice_id.in_([i.id for i in suppressed])).order_by(
+                among(session, l_table.c.invoice_id, [i.id for i in suppressed])).order_by(
                 l_table.c.invoice_id, l_table.c.position)):
             carried_lines[line.invoice_id].append(line)
     return _Loaded(
         customers=customers,
         exemptions=tax_service.exemptions_for(session, scope, account_ids),
         services=grouped(services, "billing_account_id"), segments=segments,
-        charges=grouped(rows(PendingCharge, c_table.c.billing_account_id.in_(account_ids),
+        charges=grouped(rows(PendingCharge,
+                             among(session, c_table.c.billing_account_id, account_ids),
                              c_table.c.invoice_id.is_(None)), "billing_account_id"),
-        adjustments=grouped(rows(Adjustment, a_table.c.billing_account_id.in_(account_ids),
+        adjustments=grouped(rows(Adjustment,
+                                 among(session, a_table.c.billing_account_id, account_ids),
                                  a_table.c.invoice_id.is_(None),
                                  a_table.c.applied_invoice_id.is_(None)), "billing_account_id"),
         suppressed=grouped(suppressed, "invoiced_account_id"), carried_lines=carried_lines,
@@ -410,7 +413,7 @@ def bill_batch(session: Session, scope: Scope, *, account_ids: list[str], as_of:
     batch one account per transaction instead, which isolates a failing account."""
     # Rows of the columns billing needs, not ORM objects: a batch reads hundreds.
     accounts: list[Any] = list(session.execute(
-        select(*_BILLED_COLUMNS).where(BillingAccount.id.in_(account_ids))
+        select(*_BILLED_COLUMNS).where(among(session, BillingAccount.id, account_ids))
         .order_by(BillingAccount.id).with_for_update()))
     due: list[tuple[Any, date]] = []
     for account in accounts:
@@ -426,7 +429,7 @@ def bill_batch(session: Session, scope: Scope, *, account_ids: list[str], as_of:
     for managed in session.execute(
             select(*_BILLED_COLUMNS).where(
                 BillingAccount.tenant_id == scope.tenant_id, BillingAccount.mode == scope.mode,
-                BillingAccount.responsible_account_id.in_([a.id for a, _ in due]),
+                among(session, BillingAccount.responsible_account_id, [a.id for a, _ in due]),
                 BillingAccount.status == "active").order_by(BillingAccount.id).with_for_update()):
         assert managed.responsible_account_id is not None
         managed_of[managed.responsible_account_id].append(managed)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billfold.core import bulk, clock, ids
-from billfold.core.db import get_scoped
+from billfold.core.db import among, get_scoped
 from billfold.core.errors import BillfoldError, Conflict
 from billfold.core.scope import Scope
 from billfold.ledger.models import (
@@ -204,7 +204,7 @@ def _ledger_account_ids(session: Session, scope: Scope,
     found = {(key, currency): account_id for key, currency, account_id in session.execute(
         select(LedgerAccount.key, LedgerAccount.currency, LedgerAccount.id).where(
             LedgerAccount.tenant_id == scope.tenant_id, LedgerAccount.mode == scope.mode,
-            LedgerAccount.key.in_({key for key, _ in wanted})))}
+            among(session, LedgerAccount.key, {key for key, _ in wanted})))}
     missing = [k for k in wanted if k not in found]
     if missing:
         now = clock.utcnow()
