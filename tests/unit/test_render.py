@@ -1,7 +1,10 @@
 # ruff: noqa: RUF001, RUF003  (expected text in Cyrillic and with typographic punctuation)
 import csv
+import gc
 import io
 import json
+import os
+import random
 import re
 import threading
 from datetime import date
@@ -9,6 +12,8 @@ from datetime import date
 import pytest
 from pypdf import PdfReader
 
+from billfold.invoicing import labels as labels_module
+from billfold.invoicing import render as render_module
 from billfold.invoicing.document import (
     DocumentLine,
     InvoiceDocument,
@@ -16,9 +21,9 @@ from billfold.invoicing.document import (
     PostalAddress,
     to_json,
 )
-from billfold.invoicing.labels import LABELS, SUPPORTED_LANGUAGES, formatter
+from billfold.invoicing.labels import LABELS, SUPPORTED_LANGUAGES, formatter, money_format
 from billfold.invoicing.render import MANIFEST_COLUMNS, InvoiceRenderer, InvoiceRenderError
-from billfold.money import Money
+from billfold.money import Money, MoneyError
 
 
 def make_lines(count: int, *, groups: tuple[str, ...] = (), unit_minor: int = 1250,
@@ -90,6 +95,19 @@ def money(minor: int, currency: str, locale: str) -> str:
 @pytest.fixture(scope="module")
 def renderer():
     return InvoiceRenderer()
+
+
+def record_compilations(monkeypatch) -> list[dict]:
+    """The data of every compilation from here on, in order."""
+    compiled: list[dict] = []
+    compile_ = render_module._Workspace.compile
+
+    def recording(self, data: bytes, **options):
+        compiled.append(json.loads(data))
+        return compile_(self, data, **options)
+
+    monkeypatch.setattr(render_module._Workspace, "compile", recording)
+    return compiled
 
 
 class TestRenderInvoice:
@@ -250,6 +268,73 @@ class TestRenderInvoice:
         with pytest.raises(InvoiceRenderError, match="could not be displayed"):
             renderer.render(make_document(bill_to=Party("王小明")))
 
+    def test_invoices_in_two_languages_alternately_keep_their_own_formatting(self, renderer):
+        english = make_document(language="en_US", currency="EUR")
+        german = make_document(language="de_DE", currency="EUR")
+        for _ in range(2):
+            for doc, locale, due in ((english, "en_US", "April 30, 2025"),
+                                     (german, "de_DE", "30. April 2025")):
+                [text] = pages_text(renderer.render(doc))
+                assert money(doc.amount_due_minor, "EUR", locale) in text
+                assert due in text
+
+    def test_a_one_page_invoice_is_typeset_once(self, renderer, monkeypatch):
+        compiled = record_compilations(monkeypatch)
+        [text] = pages_text(renderer.render(make_document()))
+        assert [batch["invoices"][0]["one_page"] for batch in compiled] == [True]
+        assert "Page 1 of 1" in text
+
+    def test_it_prints_the_same_bytes_whether_or_not_it_counts_the_pages(self, renderer,
+                                                                          monkeypatch):
+        doc = make_document()
+        once = renderer.render(doc)
+        monkeypatch.setattr(render_module, "_likely_one_page", lambda doc: False)
+        assert renderer.render(doc) == once
+
+    def test_an_invoice_that_runs_over_after_all_is_typeset_again_counting_pages(
+            self, renderer, monkeypatch):
+        compiled = record_compilations(monkeypatch)
+        doc = make_document(notes=tuple(f"Note {i}" for i in range(70)))
+        pages = pages_text(renderer.render(doc))
+        assert [batch["invoices"][0]["one_page"] for batch in compiled] == [True, False]
+        assert len(pages) >= 2
+        for number, text in enumerate(pages, 1):
+            assert f"Page {number} of {len(pages)}" in text
+
+    def test_a_biller_name_that_looks_like_a_page_tree_cannot_pass_as_one(self, renderer):
+        doc = make_document(biller=Party("<</Type/Pages/Count 1/Kids[1 0 R]>>"),
+                            notes=tuple(f"Note {i}" for i in range(70)))
+        pages = pages_text(renderer.render(doc))
+        assert len(pages) >= 2
+        assert f"Page {len(pages)} of {len(pages)}" in pages[-1]
+
+    def test_long_invoices_count_their_pages_from_the_start(self, renderer, monkeypatch):
+        compiled = record_compilations(monkeypatch)
+        renderer.render(make_document(lines=make_lines(30)))
+        assert [batch["invoices"][0]["one_page"] for batch in compiled] == [False]
+
+    def test_a_renderers_working_directory_goes_when_it_does(self):
+        directory = (local := InvoiceRenderer())._workspace.directory
+        local.render(make_document())
+        assert directory.is_dir()
+        assert not (directory / "data.json").exists()  # nobody's address lies about
+        del local
+        gc.collect()
+        assert not directory.exists()
+
+    def test_a_renderer_whose_working_directory_was_cleaned_away_makes_another(self):
+        local = InvoiceRenderer()
+        gone = local._workspace.directory
+        render_module._remove_workspace(gone, os.getpid())
+        [text] = pages_text(local.render(make_document()))
+        assert "INV-000123" in text
+        assert local._workspace.directory != gone
+
+    def test_a_forked_child_leaves_its_parents_working_directory_alone(self, renderer):
+        directory = renderer._workspace.directory
+        render_module._remove_workspace(directory, os.getpid() + 1)
+        assert directory.is_dir()
+
     def test_a_shared_renderer_serves_several_threads(self, renderer):
         docs = [make_document(number=f"INV-{i:06d}") for i in range(6)]
         expected = [renderer.render(doc) for doc in docs]
@@ -339,6 +424,44 @@ class TestLabels:
         assert _plain(fmt.period(date(2025, 3, 1), date(2025, 3, 31))) == "1–31 мар. 2025 г."
         assert _plain(fmt.period(None, date(2025, 3, 31))) == "31 марта 2025 г."
         assert _plain(fmt.percent("8.25")) == "8,25 %"
+
+
+class TestMoneyFormat:
+    LOCALES = ("en", "en_US", "en_GB", "en_IN", "es", "es_MX", "fr", "fr_FR", "fr_CH", "de",
+               "de_DE", "de_CH", "pt", "pt_BR", "sv", "sv_SE", "ru", "ru_RU", "ja_JP", "ar_EG")
+    CURRENCIES = ("USD", "EUR", "SEK", "CHF", "JPY", "BHD", "IQD", "RUB", "MXN", "BRL", "INR")
+
+    @pytest.mark.parametrize("locale", LOCALES)
+    def test_prints_what_money_format_prints(self, locale):
+        rng = random.Random(locale)
+        amounts = [0, 1, -1, 99, 100, -1_050, 123_456, 10**15 + 1] + [
+            rng.randint(-10**digits, 10**digits) for digits in range(1, 14) for _ in range(3)]
+        for currency in self.CURRENCIES:
+            for minor in amounts:
+                assert formatter(locale).money(minor, currency) == \
+                    Money(minor, currency).format(formatter(locale).locale), (currency, minor)
+
+    def test_two_locales_asked_for_alternately_each_keep_their_own_format(self):
+        english, german = formatter("en_US"), formatter("de_DE")
+        for _ in range(3):
+            assert _plain(english.money(123_456, "EUR")) == "€1,234.56"
+            assert _plain(german.money(123_456, "EUR")) == "1.234,56 €"
+            assert _plain(english.money(-5, "SEK")) == "-SEK0.05"
+            assert _plain(german.money(-5, "SEK")) == "-0,05 SEK"
+
+    def test_falls_back_to_money_format_where_its_own_would_differ(self, monkeypatch):
+        money_format.cache_clear()
+        monkeypatch.setattr(labels_module._CurrencyFormat, "of",
+                            classmethod(lambda cls, currency, locale: lambda minor: "wrong"))
+        try:
+            assert money_format("EUR", "de_DE")(123_456) == Money(123_456, "EUR").format("de_DE")
+        finally:
+            monkeypatch.undo()
+            money_format.cache_clear()
+
+    def test_refuses_a_currency_money_does_not_take(self):
+        with pytest.raises(MoneyError):
+            formatter("en_US").money(100, "XXX")
 
 
 class TestToJson:
