@@ -277,7 +277,7 @@ def _carried(line: Any) -> gen.Line:
 
 
 def bill_account(session: Session, scope: Scope, *, account_id: str, as_of: date,
-                 bill_run_id: str | None, rules: tax.TaxRules | None = None,
+                 bill_run_id: str, rules: tax.TaxRules | None = None,
                  on_invoice: Callable[[Session, Scope, Invoice], None] | None = None
                  ) -> Outcome | None:
     """Bill the account's next bill date if it is on or before ``as_of``; None when it is
@@ -328,7 +328,7 @@ def bill_account(session: Session, scope: Scope, *, account_id: str, as_of: date
 
 
 def _store(session: Session, scope: Scope, account: BillingAccount, result: gen.Generated,
-           bill_run_id: str | None) -> list[Invoice]:
+           bill_run_id: str) -> list[Invoice]:
     now = clock.utcnow()
     posted = [d for d in result.invoices if not d.suppressed]
     numbers = iter(next_numbers(session, scope, len(posted)) if posted else [])
@@ -401,7 +401,7 @@ BATCH_SIZE = 100
 
 
 def bill_batch(session: Session, scope: Scope, *, account_ids: list[str], as_of: date,
-               bill_run_id: str | None, rules: tax.TaxRules,
+               bill_run_id: str, rules: tax.TaxRules,
                failures: list[tuple[str, date | None, str]]) -> list[str]:
     """Bill the next bill date of each due account among ``account_ids`` in the caller's
     transaction, with a handful of statements per table for the whole batch: the same
@@ -452,7 +452,7 @@ def bill_batch(session: Session, scope: Scope, *, account_ids: list[str], as_of:
 
 def _store_many(session: Session, scope: Scope,
                 generated: list[tuple[Any, date, gen.Generated]],
-                managed_of: dict[str, list[Any]], bill_run_id: str | None) -> None:
+                managed_of: dict[str, list[Any]], bill_run_id: str) -> None:
     now = clock.utcnow()
     issued_count = sum(not d.suppressed for _, _, g in generated for d in g.invoices)
     numbers = iter(next_numbers(session, scope, issued_count) if issued_count else [])

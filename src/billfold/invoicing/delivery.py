@@ -80,17 +80,12 @@ def invoice_issued(session: Session, scope: Scope, invoice: Invoice) -> None:
 def invoices_issued(session: Session, scope: Scope, issued: list[tuple[str, str]]) -> None:
     """``invoice_issued`` for a bill run's batch of (invoice id, invoice type), whose rows
     were written with their initial delivery status: queue their rendering with one
-    statement. The invoices are new, so no job of theirs can exist yet; paper invoices of a
-    run join the run's print batch (``bill_run_completed``)."""
+    statement. The invoices are new, so no job of theirs can exist yet; a run's paper
+    invoices join the run's print batch (``bill_run_completed``)."""
     now = clock.utcnow()
-    rows = [_job_row(scope, RENDER, invoice_id, {"invoice_id": invoice_id}, now)
-            for invoice_id, _ in issued]
-    paper = [invoice_id for invoice_id, kind in issued if kind in PAPER_TYPES]
-    for start in range(0, len(paper), 500):  # outside a run, a print batch of its own
-        rows += [_job_row(scope, PRINT_BATCH, invoice_id, {"invoice_id": invoice_id}, now)
-                 for invoice_id in session.scalars(select(Invoice.id).where(
-                     Invoice.id.in_(paper[start:start + 500]), Invoice.bill_run_id.is_(None)))]
-    bulk.insert_rows(session, cast(Table, jobs.Job.__table__), rows)
+    bulk.insert_rows(session, cast(Table, jobs.Job.__table__), [
+        _job_row(scope, RENDER, invoice_id, {"invoice_id": invoice_id}, now)
+        for invoice_id, _ in issued])
 
 
 def _job_row(scope: Scope, kind: str, key: str, payload: dict[str, Any], now: datetime
