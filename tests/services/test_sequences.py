@@ -41,3 +41,26 @@ class TestNextValues:
             first.rollback()
             assert list(sequences.next_values(second, scope, "invoice")) == [2]
             second.commit()
+
+    @pytest.mark.postgres_only
+    def test_a_dropped_counter_connection_is_replaced(self, sessions, scope):
+        with sessions() as session:
+            (first,) = sequences.next_values(session, scope, "customer", gap_free=False)
+            # Kill every backend but this one: the counters' pooled connection among them.
+            session.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            (second,) = sequences.next_values(session, scope, "customer", gap_free=False)
+            assert second == first + 1
+            session.rollback()
+
+    @pytest.mark.postgres_only
+    def test_the_counters_pool_goes_with_its_engine(self, sessions, scope):
+        engine = sessions.kw["bind"]
+        with sessions() as session:
+            sequences.next_values(session, scope, "customer", gap_free=False)
+            session.rollback()
+        counters = sequences._counters(engine)
+        assert counters.pool.checkedin() == 1
+        engine.dispose()
+        assert counters.pool.checkedin() == 0
