@@ -11,23 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids, sequences
 from billfold.core.errors import Conflict, FieldError, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers import accounts
-from billfold.customers.history import snapshot
+from billfold.customers.history import created_row
 from billfold.customers.models import BillingAccount, ChangeRecord, Customer
 from billfold.customers.service import (
     ACCOUNT_DEFAULTS,
     CUSTOMER_FIELDS,
+    INSERT,
     _apply_customer_fields,
     _copy_customer_keys,
+    new_row,
 )
 from billfold.tenants import service as tenants
 
@@ -40,13 +41,6 @@ class Created:
     customer_number: str
     billing_account_ids: list[str]
     billing_account_numbers: list[str]
-
-
-def _row(model: Any, **values: Any) -> Any:
-    """A plain stand-in for a new row: the field checks read and set attributes on it
-    exactly as on a model instance, without the ORM's bookkeeping for every attribute."""
-    blank = {column.key: None for column in model.__table__.columns}
-    return SimpleNamespace(**(blank | values))
 
 
 def create_customers(
@@ -66,7 +60,7 @@ def create_customers(
     for i, item in enumerate(items):
         where = f"items[{i}]."
         account_items = item.get("billing_accounts")
-        customer = _row(
+        customer = new_row(
             Customer, id=ids.new_id("customer"), tenant_id=scope.tenant_id, mode=scope.mode,
             tax_id_validated=False, phones=[], secondary_emails=[], custom_fields={},
             created_at=now, updated_at=now,
@@ -88,7 +82,7 @@ def create_customers(
             continue
         new_accounts = []
         for j, data in enumerate(account_items):
-            account = _row(
+            account = new_row(
                 BillingAccount, id=ids.new_id("billing_account"), tenant_id=scope.tenant_id, mode=scope.mode,
                 customer_id=customer.id, created_at=now, updated_at=now,
             )
@@ -118,22 +112,15 @@ def create_customers(
         customer.default_billing_account_id = group[0].id
         for account in group:
             _copy_customer_keys(customer, account)
-    changes = []
-    for object_type, rows, names in (("customer", customers, CUSTOMER_FIELDS),
-                                     ("billing_account", all_accounts, accounts.ACCOUNT_FIELDS)):
-        for row in rows:
-            after = snapshot(row, names)
-            changes.append({
-                "id": ids.new_id("history"), "tenant_id": scope.tenant_id, "mode": scope.mode,
-                "object_type": object_type, "object_id": row.id, "action": "created",
-                "actor": actor[:100], "at": now,
-                "changes": [{"field": k, "old_value": None, "new_value": v}
-                            for k, v in after.items() if v is not None],
-            })
+    changes = [created_row(scope, object_type, row, names, actor, now)
+               for object_type, rows, names in (
+                   ("customer", customers, CUSTOMER_FIELDS),
+                   ("billing_account", all_accounts, accounts.ACCOUNT_FIELDS))
+               for row in rows]
     # Customers first: their default-account key is deferred, the accounts' customer key is not.
-    session.execute(insert(Customer), [vars(c) for c in customers])
-    session.execute(insert(BillingAccount), [vars(a) for a in all_accounts])
-    session.execute(insert(ChangeRecord), changes)
+    session.execute(INSERT[Customer], [vars(c) for c in customers])
+    session.execute(INSERT[BillingAccount], [vars(a) for a in all_accounts])
+    session.execute(INSERT[ChangeRecord], changes)
     return [Created(c.id, c.number, [a.id for a in group], [a.number for a in group])
             for c, group in created]
 

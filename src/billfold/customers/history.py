@@ -24,6 +24,19 @@ def snapshot(obj: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     return {name: _plain(getattr(obj, name)) for name in fields}
 
 
+def created_row(scope: Scope, object_type: str, row: Any, fields: tuple[str, ...], actor: str,
+                at: datetime) -> dict[str, Any]:
+    """The history row of a new object, for a Core insert: every field it was created
+    with (those left empty are not changes)."""
+    return {
+        "id": ids.new_id("history"), "tenant_id": scope.tenant_id, "mode": scope.mode,
+        "object_type": object_type, "object_id": row.id, "action": "created",
+        "actor": actor[:100], "at": at,
+        "changes": [{"field": name, "old_value": None, "new_value": value}
+                    for name, value in snapshot(row, fields).items() if value is not None],
+    }
+
+
 def record(
     session: Session, scope: Scope, *, object_type: str, object_id: str, action: str,
     actor: str, before: dict[str, Any], after: dict[str, Any],
