@@ -7,7 +7,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from billfold.access.models import ApiKey
@@ -42,6 +42,14 @@ def create_api_key(session: Session, *, tenant_id: str, mode: str) -> IssuedKey:
     return IssuedKey(key, secret)
 
 
+# Built once: every request runs it, and building a statement costs more than running it.
+_KEY_AND_SETTINGS = (
+    select(ApiKey, TenantSettings)
+    .join(TenantSettings, (TenantSettings.tenant_id == ApiKey.tenant_id)
+          & (TenantSettings.mode == ApiKey.mode))
+    .where(ApiKey.key_hash == bindparam("digest")))
+
+
 def authenticate(session: Session, secret: str) -> Scope:
     """The scope a key grants. Unknown, malformed and revoked keys all fail the same way."""
     if not secret.startswith(("bf_test_", "bf_live_")) or len(secret) > 100:
@@ -49,11 +57,7 @@ def authenticate(session: Session, secret: str) -> Scope:
     digest = _digest(secret)
     # The tenant's settings come in the same query: nearly every request reads them, and
     # they stay cached for the rest of this transaction.
-    found = session.execute(
-        select(ApiKey, TenantSettings)
-        .join(TenantSettings, (TenantSettings.tenant_id == ApiKey.tenant_id)
-              & (TenantSettings.mode == ApiKey.mode))
-        .where(ApiKey.key_hash == digest)).one_or_none()
+    found = session.execute(_KEY_AND_SETTINGS, {"digest": digest}).one_or_none()
     # The lookup is by digest; comparing the digests again in constant time keeps the
     # final decision independent of how much of the value matched.
     if found is None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
@@ -13,8 +14,12 @@ from billfold.access import api_keys
 from billfold.core.errors import Unauthorized, invalid
 from billfold.core.scope import Scope
 
+# Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in a
+# worker thread, and each such hand-over (to the thread and back) costs more than what
+# these do. What touches the database stays in threads.
 
-def reject_nul_parameters(request: Request) -> None:
+
+async def reject_nul_parameters(request: Request) -> None:
     """Refuse a NUL character in any path or query parameter: PostgreSQL cannot even
     compare text holding one, so it would otherwise surface as a 500."""
     for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
@@ -23,12 +28,17 @@ def reject_nul_parameters(request: Request) -> None:
                           "may not contain NUL characters")
 
 
-def get_db(request: Request) -> Iterator[Session]:
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    """A session for the request. Creating one does no I/O; closing one that still holds
+    a transaction (a read that never committed) rolls it back, in a worker thread."""
     session: Session = request.app.state.sessions()
     try:
         yield session
     finally:
-        session.close()
+        if session.in_transaction():
+            await to_thread.run_sync(session.close)
+        else:
+            session.close()
 
 
 DbSession = Annotated[Session, Depends(get_db)]
@@ -59,7 +69,7 @@ class Page:
     starting_after: str | None
 
 
-def get_page(
+async def get_page(
     limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100")] = 10,
     starting_after: Annotated[str | None, Query(max_length=40,
                               description="Id of the last object of the previous page")] = None,
