@@ -263,6 +263,14 @@ _NUMBER_TAKEN = {
 }
 
 
+_KEY_TAKEN = {
+    (model, field): select(model.id).where(
+        model.tenant_id == bindparam("tenant_id"), model.mode == bindparam("mode"),
+        getattr(model, f"{field}_key") == bindparam("key"), model.id != bindparam("id"))
+    for model in (Customer, BillingAccount) for field in ("number", "external_number")
+}
+
+
 def _generate_number(session: Session, scope: Scope, model: Any, series: str, prefix: str) -> str:
     """The next free number in the series; numbers given by hand are skipped over."""
     while True:
@@ -286,9 +294,8 @@ def _ensure_unique(session: Session, scope: Scope, model: Any, obj: Any, prefix:
         # No autoflush: flushing the changed row first would hit the unique index and
         # raise IntegrityError instead of this Conflict.
         with session.no_autoflush:
-            clash = session.scalar(select(model.id).where(
-                model.tenant_id == scope.tenant_id, model.mode == scope.mode,
-                getattr(model, f"{field}_key") == key, model.id != obj.id))
+            clash = session.scalar(_KEY_TAKEN[model, field], {
+                "tenant_id": scope.tenant_id, "mode": scope.mode, "key": key, "id": obj.id})
         if clash:
             kind = "customer" if model is Customer else "billing account"
             raise Conflict(f"another {kind} already has {field} {getattr(obj, field)!r}",
