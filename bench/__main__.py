@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             report["results"].extend(rows)
     report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    report["all_passed"] = all(r["passed"] for r in report["results"])
+    report["all_passed"] = all(r["passed"] is not False for r in report["results"])
     path = _write(report, started_at)
     print(f"results: {path}")
     return 0 if report["all_passed"] else 1
@@ -98,9 +98,11 @@ def _line(row: dict[str, Any]) -> str:
     if "error" in row:
         return f"{name:<32} {row['backend']:<9} ERROR {row['error']}"
     target = row["target"]
+    figure = f"{name:<32} {row['backend']:<9} {row['measured']:>10,.2f} {row['unit']:<11}"
+    if target is None:
+        return f"{figure} (no target: for comparison)"
     verdict = "pass" if row["passed"] else "MISS"
-    return (f"{name:<32} {row['backend']:<9} {row['measured']:>10,.2f} {row['unit']:<11} "
-            f"(target {target['comparison']} {target['value']:,}) {verdict}")
+    return f"{figure} (target {target['comparison']} {target['value']:,}) {verdict}"
 
 
 def _write(report: dict[str, Any], started_at: datetime) -> Path:

@@ -29,17 +29,21 @@ def latency_ms(seconds: Sequence[float]) -> dict[str, float | int]:
 
 
 def result(
-    benchmark: str, backend: str, *, metric: str, unit: str, target: float, higher_is_better: bool,
-    measured: float, details: dict[str, Any], case: str | None = None,
+    benchmark: str, backend: str, *, metric: str, unit: str, target: float | None,
+    higher_is_better: bool, measured: float, details: dict[str, Any], case: str | None = None,
 ) -> dict[str, Any]:
-    passed = measured >= target if higher_is_better else measured <= target
+    """One measured figure. ``target`` None reports a figure that no target judges
+    (``passed`` None): one that explains another case's result."""
+    passed = None if target is None else (
+        measured >= target if higher_is_better else measured <= target)
     return {
         "benchmark": benchmark,
         "case": case,
         "backend": backend,
         "metric": metric,
         "unit": unit,
-        "target": {"value": target, "comparison": ">=" if higher_is_better else "<="},
+        "target": None if target is None else {
+            "value": target, "comparison": ">=" if higher_is_better else "<="},
         "measured": round(measured, 2),
         "passed": passed,
         "details": details,
