@@ -103,7 +103,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # psycopg prepares a statement on the server after a few runs, and PostgreSQL then may
+    # switch to a generic plan made without the parameters' values. For a lookup by an
+    # array of keys in a table filled moments ago (no statistics yet), that plan read the
+    # whole table for every batch of an import: 77 ms a lookup instead of 4. Custom plans
+    # keep the parse saved by preparing and plan with the values each time.
+    connect_args = kwargs.pop("connect_args", {})
+    connect_args.setdefault("options", "-c plan_cache_mode=force_custom_plan")
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
 class _WriterTurns:
