@@ -2,7 +2,9 @@ from datetime import date
 
 import pytest
 
+from billfold.core.db import transaction
 from billfold.core.errors import ValidationFailed
+from billfold.customers.models import BillingAccount, Customer
 from billfold.customers.service import customer_accounts
 from tests.services.conftest import fields_of
 
@@ -315,3 +317,35 @@ class TestUpdateCustomer:
         desk.update_customer(customer, company_name="Zenith Tile")
 
         assert desk.reload(account).customer_name_key == "zenith tile"
+
+
+class TestReturnedInstances:
+    """create_customer and add_billing_account insert their rows directly and hand back
+    instances placed in the session as if loaded: they must be the rows as stored, and
+    changes made to them in the same session must be written."""
+
+    @pytest.fixture
+    def desk(self, make_desk):
+        return make_desk(allow_multi_customer_accounts=True)
+
+    @staticmethod
+    def _as_stored(sessions, model, row_id):
+        with sessions() as fresh:
+            stored = fresh.get(model, row_id)
+            return {c.key: getattr(stored, c.key) for c in model.__table__.columns}
+
+    def test_they_are_the_stored_rows(self, desk, sessions):
+        customer, account = desk.create_customer()
+        second = desk.add_account(customer, "EUR")
+        for model, returned in ((Customer, customer), (BillingAccount, account),
+                                (BillingAccount, second)):
+            assert {c.key: getattr(returned, c.key) for c in model.__table__.columns} \
+                == self._as_stored(sessions, model, returned.id)
+
+    def test_a_change_to_one_is_written(self, desk, sessions):
+        customer, _ = desk.create_customer()
+        assert customer in desk.session
+        with transaction(desk.session):
+            customer.primary_email = "changed@example.com"
+        assert self._as_stored(sessions, Customer, customer.id)["primary_email"] \
+            == "changed@example.com"

@@ -108,8 +108,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # array of keys in a table filled moments ago (no statistics yet), that plan read the
     # whole table for every batch of an import: 77 ms a lookup instead of 4. Custom plans
     # keep the parse saved by preparing and plan with the values each time.
-    connect_args = kwargs.pop("connect_args", {})
-    connect_args.setdefault("options", "-c plan_cache_mode=force_custom_plan")
+    connect_args = {"options": "-c plan_cache_mode=force_custom_plan",
+                    **kwargs.pop("connect_args", {})}
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 

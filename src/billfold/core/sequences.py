@@ -102,7 +102,7 @@ _counter_engines_lock = threading.Lock()
 
 
 def _counters(engine: Engine) -> Engine:
-    """A small autocommit pool beside ``engine`` whose sessions skip the commit's disk
+    """A small autocommit pool beside ``engine`` whose connections skip the commit's disk
     flush (see the module's docstring); disposed with ``engine``."""
     with _counter_engines_lock:
         counters = _counter_engines.get(engine)

@@ -120,14 +120,14 @@ def create_customers(
                    ("billing_account", all_accounts, accounts.ACCOUNT_FIELDS))
                for row in rows]
     # Customers first: their default-account key is deferred, the accounts' customer key is not.
-    insert_rows(session, table(Customer), [vars(c) for c in customers])
-    insert_rows(session, table(BillingAccount), [vars(a) for a in all_accounts])
-    insert_rows(session, table(ChangeRecord), changes)
+    insert_rows(session, _table(Customer), [vars(c) for c in customers])
+    insert_rows(session, _table(BillingAccount), [vars(a) for a in all_accounts])
+    insert_rows(session, _table(ChangeRecord), changes)
     return [Created(c.id, c.number, [a.id for a in group], [a.number for a in group])
             for c, group in created]
 
 
-def table(model: Any) -> Table:
+def _table(model: Any) -> Table:
     return cast(Table, model.__table__)
 
 

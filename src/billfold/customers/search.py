@@ -13,7 +13,6 @@ from billfold.customers.fields import prefix_bounds, search_key
 from billfold.customers.models import BillingAccount, Customer
 
 WINDOW = 2_000
-MODELS: dict[str, Any] = {"customer": Customer, "billing_account": BillingAccount}
 
 
 def _in_prefix(column: Any, n: int) -> ColumnElement[bool]:
@@ -21,13 +20,12 @@ def _in_prefix(column: Any, n: int) -> ColumnElement[bool]:
 
 
 @lru_cache(maxsize=128)
-def _statements(kind: str, filters: tuple[str, ...], keys: tuple[str, ...]
+def _statements(model: Any, filters: tuple[str, ...], keys: tuple[str, ...]
                 ) -> tuple[Select[Any], Select[Any] | None]:
     """The window and the gather statement of one shape of search, built once: building a
     statement this size costs more than PostgreSQL takes to run it. ``filters`` name the
     columns compared for equality (``after`` is the keyset bound), ``keys`` the key
     columns a prefix is looked for in; values come as parameters."""
-    model = MODELS[kind]
     where = [model.id > bindparam("after") if name == "after"
              else getattr(model, name) == bindparam(name) for name in filters]
 
@@ -47,7 +45,7 @@ def _statements(kind: str, filters: tuple[str, ...], keys: tuple[str, ...]
     return in_window, gathered
 
 
-def _first_page(session: Session, kind: str, filters: dict[str, Any],
+def _first_page(session: Session, model: Any, filters: dict[str, Any],
                 prefixes: list[tuple[str, str]], limit: int) -> list[Any]:
     """The first ``limit`` rows by id that pass every filter (column name to value;
     ``after`` for the keyset bound) and, when ``prefixes`` (pairs of key column name and
@@ -60,7 +58,7 @@ def _first_page(session: Session, kind: str, filters: dict[str, Any],
     that matches everything. A search walks the first WINDOW rows, which settles common
     prefixes, and gathers only when those held too few matches. Either way the page is
     the same."""
-    window, gather = _statements(kind, tuple(filters), tuple(k for k, _ in prefixes))
+    window, gather = _statements(model, tuple(filters), tuple(k for k, _ in prefixes))
     params = dict(filters, limit=limit)
     for n, (_, prefix) in enumerate(prefixes):
         params[f"low_{n}"], params[f"high_{n}"] = prefix_bounds(prefix)
@@ -85,7 +83,7 @@ def search_customers(
         compact = key.replace(" ", "").replace("-", "")
         prefixes = [("name_key", key), ("number_key", key), ("external_number_key", key),
                     ("email_key", key), ("tax_key", compact or key)]
-    return _first_page(session, "customer", filters, prefixes, limit)
+    return _first_page(session, Customer, filters, prefixes, limit)
 
 
 def search_billing_accounts(
@@ -107,4 +105,4 @@ def search_billing_accounts(
     if key:
         prefixes = [(name, key) for name in ("number_key", "external_number_key",
                                              "customer_name_key", "customer_number_key")]
-    return _first_page(session, "billing_account", filters, prefixes, limit)
+    return _first_page(session, BillingAccount, filters, prefixes, limit)

@@ -255,14 +255,7 @@ def _copy_customer_keys(customer: Customer, account: BillingAccount) -> None:
 
 
 # Built once: on SQLite, building and caching a new statement costs more than running it.
-_NUMBER_TAKEN = {
-    model: select(model.id).where(model.tenant_id == bindparam("tenant_id"),
-                                  model.mode == bindparam("mode"),
-                                  model.number_key == bindparam("key"))
-    for model in (Customer, BillingAccount)
-}
-
-
+# Whether another row than ``id`` holds a number or external number.
 _KEY_TAKEN = {
     (model, field): select(model.id).where(
         model.tenant_id == bindparam("tenant_id"), model.mode == bindparam("mode"),
@@ -271,13 +264,15 @@ _KEY_TAKEN = {
 }
 
 
-def _generate_number(session: Session, scope: Scope, model: Any, series: str, prefix: str) -> str:
+def _generate_number(session: Session, scope: Scope, model: Any, row_id: str, series: str,
+                     prefix: str) -> str:
     """The next free number in the series; numbers given by hand are skipped over."""
     while True:
         (value,) = sequences.next_values(session, scope, series, gap_free=False)
         candidate = f"{prefix}-{value:06d}"
-        taken = session.scalar(_NUMBER_TAKEN[model], {
-            "tenant_id": scope.tenant_id, "mode": scope.mode, "key": candidate.casefold()})
+        taken = session.scalar(_KEY_TAKEN[model, "number"], {
+            "tenant_id": scope.tenant_id, "mode": scope.mode, "key": candidate.casefold(),
+            "id": row_id})
         if not taken:
             return candidate
 
@@ -333,11 +328,9 @@ def _assign_number(session: Session, scope: Scope, model: Any, row: Any) -> None
     """Number a row that was given none. Called once every check has passed, so a refused
     request uses up no number."""
     if row.number is None:
-        if model is Customer:
-            row.number = _generate_number(session, scope, Customer, "customer", "CUST")
-        else:
-            row.number = _generate_number(session, scope, BillingAccount, "billing_account",
-                                          "ACCT")
+        series, prefix = ("customer", "CUST") if model is Customer \
+            else ("billing_account", "ACCT")
+        row.number = _generate_number(session, scope, model, row.id, series, prefix)
         row.number_key = fields.search_key(row.number) or ""
 
 
