@@ -11,12 +11,13 @@ from billfold.invoicing import models as invoicing_models
 from billfold.ledger import models as ledger_models
 from billfold.notifications import models as notification_models
 from billfold.orders import models as order_models
+from billfold.payments import models as payment_models
 from billfold.tenants import models as tenant_models
 
 metadata = Base.metadata
 
 __all__ = [
     "access_models", "catalog_models", "customer_models", "idempotency", "invoicing_models", "jobs",
-    "ledger_models", "metadata", "notification_models", "order_models", "sequences", "tax_models",
+    "ledger_models", "metadata", "notification_models", "order_models", "payment_models", "sequences", "tax_models",
     "tenant_models",
 ]

@@ -41,6 +41,14 @@ PREFIXES = {
     "adjustment": "adj",
     "print_batch": "pb",
     "invoice_distribution_rule": "idr",
+    "pay_session": "ps",
+    "payment": "pay",
+    "payment_allocation": "pal",
+    "refund": "re",
+    "dispute": "dp",
+    "gateway_event": "gev",
+    "entry": "ent",
+    "blocked_bank_account": "bba",
 }
 
 _lock = threading.Lock()

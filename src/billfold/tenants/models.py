@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billfold.core.db import Base, TenantScoped
@@ -43,6 +43,18 @@ class TenantSettings(Base):
     updated_at: Mapped[datetime]
     # Raised with every new custom field definition: caches of the definitions key on it.
     custom_fields_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Origins (scheme://host[:port]) that ReturnURL, PostBackURL and CssUrl may point to
+    # and that may frame the payment page.
+    allowed_origins: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
+    # Test mode only: postbacks and webhooks may go to loopback and private addresses
+    # (a developer's machine). Ignored in live mode.
+    allow_private_postback_targets: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false())
+    # How long a pay session stays payable.
+    pay_session_minutes: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    # Days the test-mode clock runs ahead of real time (POST /v1/test_clock/advance);
+    # always 0 in live mode.
+    clock_offset_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class BillCycle(TenantScoped, Base):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 from sqlalchemy import select, update
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 from billfold import money
 from billfold.core import clock, ids, txcache
 from billfold.core.db import get_scoped
-from billfold.core.errors import FieldError, NotFound, ValidationFailed, invalid
+from billfold.core.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from billfold.core.scope import MODES, Scope
 from billfold.tenants.models import (
     CUSTOM_FIELD_OBJECTS,
@@ -36,7 +37,11 @@ SETTING_FIELDS = (
     "require_same_bill_cycle_for_account_hierarchy",
     "invoice_distribution_options",
     "time_zone",
+    "allowed_origins",
+    "allow_private_postback_targets",
+    "pay_session_minutes",
 )
+MAX_ORIGINS = 50
 
 
 def create_tenant(session: Session, *, name: str) -> Tenant:
@@ -55,7 +60,8 @@ def create_tenant(session: Session, *, name: str) -> Tenant:
                 enable_account_hierarchy_management=False,
                 require_same_bill_cycle_for_account_hierarchy=False,
                 invoice_distribution_options=["none", "email"], time_zone="UTC",
-                updated_at=now,
+                allowed_origins=[], allow_private_postback_targets=False,
+                pay_session_minutes=30, clock_offset_days=0, updated_at=now,
             )
         )
     session.flush()
@@ -115,10 +121,48 @@ def validate_settings_changes(changes: Mapping[str, Any]) -> None:
         elif key == "time_zone":
             if not isinstance(value, str) or value not in _time_zones():
                 errors.append(FieldError(key, f"{value!r} is not an IANA time zone"))
+        elif key == "allowed_origins":
+            errors.extend(_origin_errors(value))
+        elif key == "pay_session_minutes":
+            if not isinstance(value, int) or isinstance(value, bool) or not 5 <= value <= 1440:
+                errors.append(FieldError(key, "must be a whole number of minutes from 5 to 1440"))
         elif not isinstance(value, bool):
             errors.append(FieldError(key, "must be true or false"))
     if errors:
         raise ValidationFailed(errors)
+
+
+def normalize_origin(value: str) -> str | None:
+    """``scheme://host[:port]`` in lower case with the default port left out, or None when
+    ``value`` is not an http(s) origin. Origins compare exactly in this form."""
+    parts = urlsplit(value.strip()) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
+            or parts.username is not None or parts.password is not None:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+def _origin_errors(value: Any) -> list[FieldError]:
+    if not isinstance(value, list) or len(value) > MAX_ORIGINS:
+        return [FieldError("allowed_origins", f"must be a list of at most {MAX_ORIGINS} origins")]
+    errors = []
+    for index, origin in enumerate(value):
+        normal = normalize_origin(origin) if isinstance(origin, str) else None
+        parts = urlsplit(origin) if isinstance(origin, str) else None
+        if normal is None or parts is None or parts.path not in ("", "/") or parts.query \
+                or parts.fragment:
+            errors.append(FieldError(f"allowed_origins[{index}]",
+                                     "must be an origin such as https://shop.example.com "
+                                     "(scheme, host and optional port; no path)"))
+    return errors
 
 
 def _time_zones() -> set[str]:
@@ -128,13 +172,40 @@ def _time_zones() -> set[str]:
 def apply_settings(settings: TenantSettings, changes: Mapping[str, Any]) -> None:
     validate_settings_changes(changes)
     for key, value in changes.items():
+        if key == "allowed_origins":
+            value = list(dict.fromkeys(normalize_origin(v) for v in value))
         setattr(settings, key, value)
     settings.updated_at = clock.utcnow()
 
 
 def today(session: Session, scope: Scope) -> date:
-    """The tenant's business date in its own time zone."""
-    return clock.today(get_settings(session, scope).time_zone)
+    """The tenant's business date in its own time zone (on the test clock in test mode)."""
+    settings = get_settings(session, scope)
+    return clock.today(settings.time_zone) + timedelta(days=_offset(scope, settings))
+
+
+def now(session: Session, scope: Scope) -> datetime:
+    """The current instant for ``scope``: real time, plus the test clock's lead in test mode."""
+    return clock.utcnow() + timedelta(days=_offset(scope, get_settings(session, scope)))
+
+
+def _offset(scope: Scope, settings: TenantSettings) -> int:
+    return settings.clock_offset_days if scope.mode == "test" else 0
+
+
+def advance_test_clock(session: Session, scope: Scope, *, days: int) -> TenantSettings:
+    """Move the tenant's test-mode clock ``days`` forward. What falls due meanwhile is run
+    by the caller (it lives in packages above this one)."""
+    if scope.mode != "test":
+        raise Conflict("the test clock exists only in test mode; live mode runs on real time",
+                       code="live_mode_clock")
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:
+        raise invalid("days", "must be a whole number from 1 to 366")
+    settings = get_settings(session, scope, for_update=True)
+    settings.clock_offset_days += days
+    settings.updated_at = clock.utcnow()
+    session.flush()
+    return settings
 
 
 # -- reference data --------------------------------------------------------------------

@@ -19,7 +19,8 @@ router = APIRouter(prefix="/v1")
 
 
 def _settings_out(row: Any) -> dict[str, Any]:
-    return {k: getattr(row, k) for k in (*tenants.SETTING_FIELDS, "mode", "updated_at")}
+    return {k: getattr(row, k) for k in (*tenants.SETTING_FIELDS, "clock_offset_days", "mode",
+                                      "updated_at")}
 
 
 @router.get("/settings", response_model=s.SettingsOut, tags=["settings"])

@@ -66,6 +66,12 @@ class SettingsPatch(Input):
     require_same_bill_cycle_for_account_hierarchy: StrictBool | None = None
     invoice_distribution_options: list[InvoiceType] | None = Field(None, min_length=1)
     time_zone: Annotated[StrictStr, Field(max_length=64)] | None = None
+    allowed_origins: list[Annotated[StrictStr, Field(max_length=300)]] | None = Field(
+        None, max_length=50, description="Origins that ReturnURL, PostBackURL and CssUrl must "
+        "match, e.g. https://shop.example.com")
+    allow_private_postback_targets: StrictBool | None = Field(
+        None, description="Test mode only: postbacks may go to private and loopback addresses")
+    pay_session_minutes: Annotated[StrictInt, Field(ge=5, le=1440)] | None = None
 
 
 class SettingsOut(BaseModel):
@@ -75,6 +81,10 @@ class SettingsOut(BaseModel):
     require_same_bill_cycle_for_account_hierarchy: bool
     invoice_distribution_options: list[str]
     time_zone: str
+    allowed_origins: list[str]
+    allow_private_postback_targets: bool
+    pay_session_minutes: int
+    clock_offset_days: int
     mode: str
     updated_at: datetime
 

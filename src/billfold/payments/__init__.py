@@ -1,0 +1,1 @@
+"""Pay sessions, entries, payments, allocation, refunds, returns and chargebacks."""
