@@ -130,6 +130,7 @@ def upgrade() -> None:
     sa.Column('payer_email', sa.String(length=320), nullable=True),
     sa.Column('remote_ip', sa.String(length=45), nullable=True),
     sa.Column('description', sa.String(length=500), nullable=True),
+    sa.Column('lines', sa.JSON(), nullable=False),
     sa.Column('payment_date', sa.Date(), nullable=False),
     sa.Column('settles_on', sa.Date(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -210,6 +211,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('allowed_origins', sa.JSON(), server_default='[]', nullable=False))
         batch_op.add_column(sa.Column('allow_private_postback_targets', sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.add_column(sa.Column('pay_session_minutes', sa.Integer(), server_default='30', nullable=False))
+        batch_op.add_column(sa.Column('ach_return_fee_minor', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('clock_offset_days', sa.Integer(), server_default='0', nullable=False))
 
 
@@ -217,6 +219,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('tenant_settings', schema=None) as batch_op:
         batch_op.drop_column('clock_offset_days')
+        batch_op.drop_column('ach_return_fee_minor')
         batch_op.drop_column('pay_session_minutes')
         batch_op.drop_column('allow_private_postback_targets')
         batch_op.drop_column('allowed_origins')

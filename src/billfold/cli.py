@@ -209,20 +209,24 @@ _PURGE_EVERY_SECONDS = 60.0
 def _job_handlers(settings: Settings) -> dict[str, jobs.Handler]:
     """Every package's job handlers, by job kind."""
     from billfold.invoicing import billrun, delivery
-    from billfold.notifications import outbox
+    from billfold.notifications import outbox, webhooks
 
     return {**outbox.handlers(settings, listeners=delivery.outbox_listeners()),
-            **delivery.handlers(settings), billrun.JOB_KIND: _bill_chunk_handler()}
+            **delivery.handlers(settings), **webhooks.handlers(settings),
+            billrun.JOB_KIND: _bill_chunk_handler()}
 
 
 def _worker_loop(once: bool = False, sessions: sessionmaker[Session] | None = None) -> None:
     """Run due jobs and purge expired idempotency keys until stopped; with ``once``, until
     no job is due."""
     from billfold.access import idempotency
+    from billfold.payments import after
+    from billfold.payments import setup as payment_setup
 
     settings = get_settings()
     sessions = sessions or _sessions()
     handlers = _job_handlers(settings)
+    gateways = payment_setup.gateways(settings, sessions)
     worker_id = jobs.default_worker_id()
     log = logging.getLogger("billfold.worker")
     purged_at: float | None = None
@@ -236,6 +240,9 @@ def _worker_loop(once: bool = False, sessions: sessionmaker[Session] | None = No
                         session, retention_hours=settings.idempotency_retention_hours)
                 if purged:
                     log.info("purged %d expired idempotency keys", purged)
+                # Bank settlements, returns and chargebacks the gateways report, and
+                # payments whose outcome was lost.
+                after.housekeeping_everywhere(sessions, gateways)
             ran = jobs.run_pending(sessions, handlers, worker_id=worker_id)
         except Exception:
             if once:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,6 +29,33 @@ class Settings(BaseSettings):
     # A request that holds an idempotency key longer than this is presumed dead.
     idempotency_lock_seconds: int = 300
     log_level: str = "INFO"
+    # Keys instrument fingerprints (a blocked bank account is recognised by it). Unset:
+    # a random key kept in <data_dir>/secret.key, made on first use; several machines
+    # sharing one database must all set the same BILLFOLD_SECRET_KEY.
+    secret_key: str | None = None
+    # The gateway live mode charges through. Unset: live mode takes no payments (test mode
+    # always uses the built-in test gateway). "test" makes live mode use it too.
+    live_gateway: str | None = None
+    # Business days until a bank (ACH) payment of the test gateway settles or is returned.
+    ach_settlement_days: int = 2
+
+
+def instance_key(settings: Settings) -> bytes:
+    """The installation's secret key: BILLFOLD_SECRET_KEY, or the one kept in the data
+    directory (created with owner-only permissions the first time)."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    path = settings.data_dir / "secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(32))
+    return path.read_text().strip().encode()
 
 
 @lru_cache(maxsize=1)

@@ -18,6 +18,11 @@ KINDS = (
     "tax_payable",
     "fee_revenue",
     "write_off",
+    # Money collected on invoices Billfold does not keep (a Cloud Payments session that
+    # creates no records): owed on to the biller's own system.
+    "external_payments",
+    # What processors charge the biller, such as a chargeback fee.
+    "processing_fees",
 )
 # Kinds kept per billing account; the rest are one per tenant, mode and currency.
 PER_BILLING_ACCOUNT = ("receivable", "unapplied_cash")

@@ -93,7 +93,7 @@ class Payment(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(20))
     amount_minor: Mapped[int] = mapped_column(BigInteger)  # applied to invoices or held; no fee
     fee_minor: Mapped[int] = mapped_column(BigInteger)  # service fee: fee revenue
-    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)  # incl. fee refunded
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)  # of amount_minor
     currency: Mapped[str] = mapped_column(String(3))
     gateway: Mapped[str] = mapped_column(String(20))
     gateway_reference: Mapped[str | None] = mapped_column(String(100))
@@ -115,6 +115,9 @@ class Payment(TenantScoped, Base):
     payer_email: Mapped[str | None] = mapped_column(String(320))
     remote_ip: Mapped[str | None] = mapped_column(String(45))
     description: Mapped[str | None] = mapped_column(String(500))
+    # What the payer chose: [{key, invoice_id, invoice_number, billing_account_id,
+    # pay_minor}], applied once the gateway says yes (against the balances of that moment).
+    lines: Mapped[list[Any]] = mapped_column(JSON)
     payment_date: Mapped[date]  # the tenant's business date of the payment
     settles_on: Mapped[date | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -154,7 +157,7 @@ class Refund(TenantScoped, Base):
     idempotency_key: Mapped[str] = mapped_column(String(200))
     amount_minor: Mapped[int] = mapped_column(BigInteger)  # principal refunded
     fee_minor: Mapped[int] = mapped_column(BigInteger)  # service fee given back with it
-    status: Mapped[str] = mapped_column(String(10))  # succeeded | failed
+    status: Mapped[str] = mapped_column(String(10))  # pending | succeeded | failed
     reason: Mapped[str | None] = mapped_column(String(500))
     gateway_reference: Mapped[str | None] = mapped_column(String(100))
     failure_message: Mapped[str | None] = mapped_column(String(500))

@@ -52,6 +52,9 @@ class TenantSettings(Base):
         Boolean, default=False, server_default=false())
     # How long a pay session stays payable.
     pay_session_minutes: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    # Charged to the payer's account when a bank payment is returned (0: no fee), in minor
+    # units of the payment's currency.
+    ach_return_fee_minor: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Days the test-mode clock runs ahead of real time (POST /v1/test_clock/advance);
     # always 0 in live mode.
     clock_offset_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -40,6 +40,7 @@ SETTING_FIELDS = (
     "allowed_origins",
     "allow_private_postback_targets",
     "pay_session_minutes",
+    "ach_return_fee_minor",
 )
 MAX_ORIGINS = 50
 
@@ -61,7 +62,7 @@ def create_tenant(session: Session, *, name: str) -> Tenant:
                 require_same_bill_cycle_for_account_hierarchy=False,
                 invoice_distribution_options=["none", "email"], time_zone="UTC",
                 allowed_origins=[], allow_private_postback_targets=False,
-                pay_session_minutes=30, clock_offset_days=0, updated_at=now,
+                pay_session_minutes=30, ach_return_fee_minor=0, clock_offset_days=0, updated_at=now,
             )
         )
     session.flush()
@@ -123,6 +124,9 @@ def validate_settings_changes(changes: Mapping[str, Any]) -> None:
                 errors.append(FieldError(key, f"{value!r} is not an IANA time zone"))
         elif key == "allowed_origins":
             errors.extend(_origin_errors(value))
+        elif key == "ach_return_fee_minor":
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10**9:
+                errors.append(FieldError(key, "must be a whole number of minor units from 0"))
         elif key == "pay_session_minutes":
             if not isinstance(value, int) or isinstance(value, bool) or not 5 <= value <= 1440:
                 errors.append(FieldError(key, "must be a whole number of minutes from 5 to 1440"))
@@ -193,12 +197,16 @@ def _offset(scope: Scope, settings: TenantSettings) -> int:
     return settings.clock_offset_days if scope.mode == "test" else 0
 
 
-def advance_test_clock(session: Session, scope: Scope, *, days: int) -> TenantSettings:
-    """Move the tenant's test-mode clock ``days`` forward. What falls due meanwhile is run
-    by the caller (it lives in packages above this one)."""
+def require_test_mode(scope: Scope) -> None:
     if scope.mode != "test":
         raise Conflict("the test clock exists only in test mode; live mode runs on real time",
                        code="live_mode_clock")
+
+
+def advance_test_clock(session: Session, scope: Scope, *, days: int) -> TenantSettings:
+    """Move the tenant's test-mode clock ``days`` forward. What falls due meanwhile is run
+    by the caller (it lives in packages above this one)."""
+    require_test_mode(scope)
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:
         raise invalid("days", "must be a whole number from 1 to 366")
     settings = get_settings(session, scope, for_update=True)

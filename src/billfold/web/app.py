@@ -9,10 +9,23 @@ from sqlalchemy.engine import Engine
 from billfold import __version__
 from billfold.core.config import Settings, get_settings
 from billfold.core.db import make_engine, make_sessionmaker
+from billfold.payments import setup as payment_setup
 from billfold.web import problems
-from billfold.web.api import catalog, customers, delivery, invoicing, ledger, orders, reference, tax
+from billfold.web.api import (
+    catalog,
+    customers,
+    delivery,
+    invoicing,
+    ledger,
+    orders,
+    payments,
+    reference,
+    tax,
+)
 from billfold.web.deps import DbSession, reject_nul_parameters
 from billfold.web.middleware import RequestGuard
+from billfold.web.pages import pay as pay_page
+from billfold.web.pages import static_app
 
 DESCRIPTION = """Billfold's JSON API. Authenticate with `Authorization: Bearer <api key>`
 (`bf_test_…` or `bf_live_…`). Errors are `application/problem+json` with a stable `code`
@@ -26,6 +39,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app = FastAPI(title="Billfold", version=__version__, description=DESCRIPTION,
                   dependencies=[Depends(reject_nul_parameters)])
     app.state.settings, app.state.engine, app.state.sessions = settings, engine, sessions
+    app.state.gateways = payment_setup.gateways(settings, sessions)
     problems.install(app)
     app.include_router(reference.router)
     app.include_router(customers.router)
@@ -35,6 +49,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(orders.router)
     app.include_router(invoicing.router)
     app.include_router(delivery.router)
+    app.include_router(pay_page.router)
+    app.mount("/static", static_app(), name="static")
+    app.include_router(payments.router)
+    app.include_router(payments.cloud_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz(db: DbSession) -> dict[str, str]:

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from billfold.access import api_keys
 from billfold.core.errors import Unauthorized, invalid
 from billfold.core.scope import Scope
+from billfold.web.middleware import api_key_of
 
 # Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in a
 # worker thread, and each such hand-over (to the thread and back) costs more than what
@@ -51,13 +52,14 @@ class Caller:
 
 
 def get_caller(request: Request, db: DbSession) -> Caller:
-    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise Unauthorized("Send an API key as 'Authorization: Bearer bf_test_…'")
+    secret = api_key_of(request.headers.get("authorization", ""))
+    if secret is None:
+        raise Unauthorized("Send an API key as 'Authorization: Bearer bf_test_…' (or Basic "
+                           "with the base64 of the key)")
     # The lookup opens the transaction the route goes on to use (and commits), so a
     # request costs one transaction, and on SQLite one turn at the writer's lock.
-    scope = api_keys.authenticate(db, secret.strip())
-    return Caller(scope, actor=f"api_key:{api_keys.hint_of(secret.strip())}")
+    scope = api_keys.authenticate(db, secret)
+    return Caller(scope, actor=f"api_key:{api_keys.hint_of(secret)}")
 
 
 ApiCaller = Annotated[Caller, Depends(get_caller)]

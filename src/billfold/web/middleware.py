@@ -3,6 +3,8 @@ the raw body and the final response."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from anyio import to_thread
@@ -28,9 +30,27 @@ async def _send_problem(send: Send, status: int, code: str, title: str, detail: 
 
 
 def bearer_secret(headers: dict[bytes, bytes]) -> str | None:
-    value = headers.get(b"authorization", b"").decode("latin-1")
+    """The API key of an ``Authorization`` header: ``Bearer <key>``, or ``Basic`` with the
+    base64 of the key (as Cloud Payments V2 clients send it; ``key:`` and ``:key`` too)."""
+    return api_key_of(headers.get(b"authorization", b"").decode("latin-1"))
+
+
+def api_key_of(value: str) -> str | None:
     scheme, _, secret = value.partition(" ")
-    return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
+    secret = secret.strip()
+    if not secret:
+        return None
+    if scheme.lower() == "bearer":
+        return secret
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(secret, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    parts = [p.strip() for p in decoded.split(":")]
+    keys = [p for p in parts if p.startswith(("bf_test_", "bf_live_"))] or [p for p in parts if p]
+    return keys[0] if len(keys) == 1 else None
 
 
 class RequestGuard:

@@ -72,6 +72,7 @@ class SettingsPatch(Input):
     allow_private_postback_targets: StrictBool | None = Field(
         None, description="Test mode only: postbacks may go to private and loopback addresses")
     pay_session_minutes: Annotated[StrictInt, Field(ge=5, le=1440)] | None = None
+    ach_return_fee_minor: Annotated[StrictInt, Field(ge=0, le=10**9)] | None = None
 
 
 class SettingsOut(BaseModel):
@@ -84,6 +85,7 @@ class SettingsOut(BaseModel):
     allowed_origins: list[str]
     allow_private_postback_targets: bool
     pay_session_minutes: int
+    ach_return_fee_minor: int
     clock_offset_days: int
     mode: str
     updated_at: datetime

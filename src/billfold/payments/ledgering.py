@@ -1,0 +1,135 @@
+"""A payment's ledger entries and the allocation rows that say which invoices they moved.
+
+Payment received (card captured, or bank debit submitted):
+    cash clearing           debit  amount + fee
+    receivable (account)    credit what it paid on the account's invoices
+    unapplied cash (holder) credit what no invoice took
+    external payments       credit what it paid on invoices Billfold does not keep
+    fee revenue             credit the service fee
+Refunds, voids, returns and chargebacks post the same lines the other way round for the
+part they take back; a won chargeback posts them again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from billfold.core import clock, ids
+from billfold.core.db import among
+from billfold.core.scope import Scope
+from billfold.invoicing import service as invoicing
+from billfold.invoicing.models import Invoice
+from billfold.ledger import service as ledger
+from billfold.ledger.service import AccountRef, PostingLine, SourceRef
+from billfold.money import Money
+from billfold.payments.allocation import Share
+from billfold.payments.models import Payment, PaymentAllocation
+from billfold.tenants import service as tenants
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What a payment holds now: shares on invoices and unapplied cash of accounts, and
+    money paid on invoices known only by number (a session that keeps no records)."""
+
+    shares: list[Share]
+    external: list[tuple[str | None, int]]  # (invoice number, amount)
+
+    @property
+    def total(self) -> int:
+        return sum(s.amount_minor for s in self.shares) + sum(a for _, a in self.external)
+
+
+def posting_lines(payment: Payment, shares: Sequence[Share], external_minor: int, fee_minor: int,
+                  *, sign: int = 1) -> list[PostingLine]:
+    """The lines of a payment's entry for these shares; ``sign=-1`` takes them back."""
+    currency = payment.currency
+    credits: dict[AccountRef, int] = defaultdict(int)
+    for share in shares:
+        kind = "receivable" if share.invoice_id else "unapplied_cash"
+        credits[AccountRef(kind, share.billing_account_id)] += share.amount_minor
+    if external_minor:
+        credits[AccountRef("external_payments")] += external_minor
+    if fee_minor:
+        credits[AccountRef("fee_revenue")] += fee_minor
+    total = sum(credits.values())
+    lines = [PostingLine(AccountRef("cash_clearing"), Money(sign * total, currency))]
+    lines += [PostingLine(ref, Money(-sign * amount, currency))
+              for ref, amount in credits.items() if amount]
+    return lines
+
+
+def post(session: Session, scope: Scope, payment: Payment, *, source: SourceRef,
+         shares: Sequence[Share], external: Sequence[tuple[str | None, int]], fee_minor: int,
+         kind: str, description: str, extra: Sequence[PostingLine] = ()) -> list[Invoice]:
+    """Post one entry for these shares (negative shares take money off invoices), write
+    their allocation rows and move the invoices' paid amounts. Returns the invoices
+    touched, locked, with their new status."""
+    sign = 1 if kind in ("payment", "reinstate") else -1
+    external_minor = sum(a for _, a in external)
+    magnitudes = [Share(s.invoice_id, s.billing_account_id, sign * s.amount_minor) for s in shares]
+    lines = posting_lines(payment, magnitudes, sign * external_minor, sign * fee_minor, sign=sign)
+    lines = [line for line in lines if line.amount.minor] + list(extra)
+    if len(lines) >= 2:
+        ledger.post(session, scope, source=source, lines=lines, description=description,
+                    effective_date=tenants.today(session, scope))
+    now = clock.utcnow()
+    rows = [PaymentAllocation(
+        id=ids.new_id("payment_allocation"), tenant_id=scope.tenant_id, mode=scope.mode,
+        payment_id=payment.id, kind=kind, invoice_id=s.invoice_id, invoice_number=None,
+        billing_account_id=s.billing_account_id, amount_minor=s.amount_minor, created_at=now)
+        for s in shares if s.amount_minor]
+    rows += [PaymentAllocation(
+        id=ids.new_id("payment_allocation"), tenant_id=scope.tenant_id, mode=scope.mode,
+        payment_id=payment.id, kind=kind, invoice_id=None, invoice_number=number,
+        billing_account_id=None, amount_minor=amount, created_at=now)
+        for number, amount in external if amount]
+    session.add_all(rows)
+    invoices = lock_invoices(session, [s.invoice_id for s in shares if s.invoice_id])
+    for share in shares:
+        if share.invoice_id:
+            invoice = invoices[share.invoice_id]
+            invoice.amount_paid_minor += share.amount_minor
+            invoicing.settle_status(invoice)
+    numbers = {i.id: i.number for i in invoices.values()}
+    for row in rows:
+        if row.invoice_id:
+            row.invoice_number = numbers.get(row.invoice_id)
+    session.flush()
+    return list(invoices.values())
+
+
+def lock_invoices(session: Session, invoice_ids: Sequence[str]) -> dict[str, Invoice]:
+    """The invoices, locked in id order (no lock-order deadlocks between payments)."""
+    wanted = sorted(set(invoice_ids))
+    if not wanted:
+        return {}
+    return {i.id: i for i in session.scalars(
+        select(Invoice).where(among(session, Invoice.id, wanted)).order_by(Invoice.id)
+        .with_for_update())}
+
+
+def applied(session: Session, payment_id: str) -> Applied:
+    """Net of every allocation of the payment, in the order the money was first applied."""
+    rows = session.execute(
+        select(PaymentAllocation.invoice_id, PaymentAllocation.billing_account_id,
+               PaymentAllocation.invoice_number,
+               func.sum(PaymentAllocation.amount_minor), func.min(PaymentAllocation.id))
+        .where(PaymentAllocation.payment_id == payment_id)
+        .group_by(PaymentAllocation.invoice_id, PaymentAllocation.billing_account_id,
+                  PaymentAllocation.invoice_number)
+        .order_by(func.min(PaymentAllocation.id))).all()
+    shares, external = [], []
+    for invoice_id, account_id, number, total, _ in rows:
+        if not total:
+            continue
+        if account_id is None:
+            external.append((number, int(total)))
+        else:
+            shares.append(Share(invoice_id, account_id, int(total)))
+    return Applied(shares, external)

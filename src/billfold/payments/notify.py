@@ -1,0 +1,173 @@
+"""Telling the biller what happened to a payment: webhook events to its endpoints, and a
+postback to the session's (or entry's) PostBackURL — Invoice Cloud's form fields for a
+Cloud Payments V2 session, a JSON event otherwise. Everything goes through the outbox in
+the caller's transaction, so nothing is told about a payment that was rolled back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from billfold.core.scope import Scope
+from billfold.invoicing.models import Invoice
+from billfold.money import Money
+from billfold.notifications import webhooks
+from billfold.payments.models import Entry, Payment, PaySession
+from billfold.tenants import service as tenants
+
+# Invoice Cloud's PaymentTypeID values as Billfold sends them.
+PAYMENT_TYPE_IDS = {"card": "1", "ach": "2"}
+CARD_TYPES = {"visa": "Visa", "mastercard": "MasterCard", "amex": "American Express",
+              "discover": "Discover", "diners": "Diners Club", "jcb": "JCB",
+              "unionpay": "UnionPay"}
+
+
+def describe(payment: Payment) -> dict[str, Any]:
+    """A payment as the API and events show it."""
+    return {
+        "id": payment.id, "object": "payment", "status": payment.status,
+        "method": payment.method, "amount_minor": payment.amount_minor,
+        "fee_minor": payment.fee_minor, "refunded_minor": payment.refunded_minor,
+        "currency": payment.currency, "billing_account_id": payment.billing_account_id,
+        "pay_session_id": payment.pay_session_id, "entry_id": payment.entry_id,
+        "receipt_number": payment.receipt_number, "payment_date": payment.payment_date.isoformat(),
+        "gateway": payment.gateway or None, "gateway_reference": payment.gateway_reference,
+        "brand": payment.brand, "last4": payment.last4, "exp_month": payment.exp_month,
+        "exp_year": payment.exp_year, "routing_number": payment.routing_number,
+        "account_type": payment.account_type, "failure_code": payment.failure_code,
+        "failure_message": payment.failure_message, "return_code": payment.return_code,
+        "settles_on": payment.settles_on.isoformat() if payment.settles_on else None,
+        "invoices": [{"invoice_id": line.get("invoice_id"),
+                      "invoice_number": line.get("invoice_number"),
+                      "amount_minor": line["pay_minor"]} for line in payment.lines],
+        "created_at": payment.created_at.isoformat(),
+    }
+
+
+def _private_ok(session: Session, scope: Scope) -> bool:
+    return scope.mode == "test" and tenants.get_settings(session, scope).allow_private_postback_targets
+
+
+def emit(session: Session, scope: Scope, type_: str, data: dict[str, Any],
+         about: tuple[str, str]) -> None:
+    webhooks.emit(session, scope, type=type_, data=data, about=about,
+                  allow_private=_private_ok(session, scope))
+
+
+def payment_succeeded(session: Session, scope: Scope, payment: Payment,
+                      paid: Sequence[Invoice]) -> None:
+    emit(session, scope, "payment.succeeded", describe(payment), ("payment", payment.id))
+    for invoice in paid:
+        emit(session, scope, "invoice.paid", {
+            "id": invoice.id, "object": "invoice", "number": invoice.number,
+            "billing_account_id": invoice.billing_account_id, "status": invoice.status,
+            "total_minor": invoice.total_minor, "currency": invoice.currency,
+            "payment_id": payment.id}, ("invoice", invoice.id))
+    _postback(session, scope, payment, approved=True)
+
+
+def payment_failed(session: Session, scope: Scope, payment: Payment) -> None:
+    emit(session, scope, "payment.failed", describe(payment), ("payment", payment.id))
+    _postback(session, scope, payment, approved=False)
+
+
+def payment_changed(session: Session, scope: Scope, payment: Payment, event: str,
+                    **extra: Any) -> None:
+    """payment.refunded, payment.returned, payment.disputed: to endpoints, and as a JSON
+    postback where the payment came with a PostBackURL."""
+    data = {**describe(payment), **extra}
+    emit(session, scope, event, data, ("payment", payment.id))
+    url = _postback_url(session, payment)
+    if url is not None:
+        webhooks.enqueue_postback(session, scope, url=url, json_body={"type": event, "data": data},
+                                  about=("payment", payment.id),
+                                  allow_private=_private_ok(session, scope))
+
+
+def entry_event(session: Session, scope: Scope, entry: Entry, event: str) -> None:
+    data = entry_data(entry)
+    emit(session, scope, event, data, ("entry", entry.id))
+    if entry.postback_url:
+        webhooks.enqueue_postback(session, scope, url=entry.postback_url,
+                                  json_body={"type": event, "data": data},
+                                  about=("entry", entry.id),
+                                  allow_private=_private_ok(session, scope))
+
+
+def entry_data(entry: Entry) -> dict[str, Any]:
+    return {"id": entry.id, "object": "entry", "assignment_key": entry.assignment_key,
+            "status": entry.status, "amount_minor": entry.amount_minor,
+            "currency": entry.currency, "billing_account_id": entry.billing_account_id,
+            "payment_id": entry.payment_id, "invoice_id": entry.invoice_id}
+
+
+def _postback_url(session: Session, payment: Payment) -> str | None:
+    if payment.pay_session_id is None:
+        return None
+    row = session.get(PaySession, payment.pay_session_id)
+    return row.postback_url if row is not None and row.kind != "entry" else None
+
+
+def _postback(session: Session, scope: Scope, payment: Payment, *, approved: bool) -> None:
+    row = session.get(PaySession, payment.pay_session_id) if payment.pay_session_id else None
+    if row is None:
+        return
+    if row.entry_id is not None:
+        entry = session.get(Entry, row.entry_id)
+        if entry is not None and entry.postback_url:
+            event = "entry.balanced" if approved else "payment.failed"
+            webhooks.enqueue_postback(
+                session, scope, url=entry.postback_url,
+                json_body={"type": event, "data": {**entry_data(entry),
+                                                   "payment": describe(payment)}},
+                about=("payment", payment.id), allow_private=_private_ok(session, scope))
+        return
+    if row.postback_url is None:
+        return
+    allow_private = _private_ok(session, scope)
+    if row.kind == "cloudpayments_v2":
+        webhooks.enqueue_postback(session, scope, url=row.postback_url,
+                                  form=cloud_payments_fields(row, payment, approved=approved),
+                                  about=("payment", payment.id), allow_private=allow_private)
+    else:
+        event = "payment.succeeded" if approved else "payment.failed"
+        webhooks.enqueue_postback(session, scope, url=row.postback_url,
+                                  json_body={"type": event, "data": describe(payment)},
+                                  about=("payment", payment.id), allow_private=allow_private)
+
+
+def cloud_payments_fields(row: PaySession, payment: Payment, *, approved: bool
+                          ) -> list[tuple[str, str]]:
+    """Invoice Cloud's postback fields, in its own names and formats."""
+    payer = next((p for p in row.payers if p.get("billing_account_id") == payment.billing_account_id
+                  or p.get("account_number") == (payment.lines[0].get("account_number")
+                                                 if payment.lines else None)),
+                 row.payers[0] if row.payers else {})
+
+    def amount(minor: int) -> str:
+        return str(Money(minor, payment.currency).to_decimal())
+
+    brand = CARD_TYPES.get(payment.brand or "", payment.brand or "") \
+        if payment.method == "card" else "ACH"
+    return [
+        ("BillerGUID", payment.tenant_id),
+        ("PaymentDate", payment.payment_date.strftime("%m/%d/%Y")),
+        ("InvoiceNumber", ",".join(str(line.get("invoice_number") or "") for line in payment.lines)),
+        ("Approved", "True" if approved else "False"),
+        ("CustomerName", payer.get("name") or ""),
+        ("CustomerAddress", payer.get("address") or ""),
+        ("CustomerCity", payer.get("city") or ""),
+        ("CustomerState", payer.get("state") or ""),
+        ("CustomerZip", payer.get("zip") or ""),
+        ("PaymentGUID", payment.id),
+        ("PaymentAmount", amount(payment.amount_minor)),
+        ("PaymentDescription", payment.description or ""),
+        ("PaymentTypeID", PAYMENT_TYPE_IDS.get(payment.method, "")),
+        ("CardType", brand),
+        ("PaymentMessage", "Approved" if approved else (payment.failure_message or "Declined")),
+        ("BillerReference", row.biller_reference or ""),
+        ("ConvenienceFee", amount(payment.fee_minor)),
+        ("RemoteIP", payment.remote_ip or ""),
+    ]

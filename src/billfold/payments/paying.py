@@ -1,0 +1,283 @@
+"""Paying a pay session: check what the payer chose, charge through the gateway, apply
+the money.
+
+The gateway is an outside system, so a payment takes three steps and two transactions:
+(1) claim the session and record the payment as ``processing``, commit; (2) charge, with
+no transaction open (a slow gateway holds no locks); (3) record the outcome and apply the
+money, commit. A gateway that never answers leaves the payment ``unknown`` with the
+session still claimed, so nobody pays twice; the janitor settles it by lookup. The same
+form submitted twice names the same payment (its submission key) and charges once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from billfold.core import clock, ids, sequences
+from billfold.core.db import transaction
+from billfold.core.errors import Conflict, FieldError, ValidationFailed
+from billfold.core.scope import Scope
+from billfold.customers.models import BillingAccount
+from billfold.ledger.service import SourceRef
+from billfold.payments import ledgering, notify, sessions
+from billfold.payments.allocation import Payable, Share, allocate
+from billfold.payments.gateways.base import (
+    BankDetails,
+    CardDetails,
+    ChargeRequest,
+    ChargeResult,
+    Gateway,
+    GatewayTimeout,
+    SavedInstrument,
+)
+from billfold.payments.models import BlockedBankAccount, Payment, PaySession
+from billfold.tenants import service as tenants
+
+RECEIPT_SERIES = "receipt"
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    nonce: str  # one per rendered form: a double submit sends the same one
+    amounts: Mapping[str, int]  # line key -> minor units paid now on that line
+    method: str  # "card" | "ach"
+    details: CardDetails | BankDetails | SavedInstrument
+    payer_email: str | None = None
+    remote_ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    lines: list[dict[str, Any]]  # the lines paid, each with "pay_minor"
+    amount_minor: int
+    fee_minor: int
+
+    @property
+    def total_minor(self) -> int:
+        return self.amount_minor + self.fee_minor
+
+
+def plan(row: PaySession, lines: list[dict[str, Any]], amounts: Mapping[str, int],
+         method: str) -> Plan:
+    """What the payer pays on each line and the service fee, or ValidationFailed naming
+    the line (``amounts[<key>]``) and what is wrong with it."""
+    problems: list[FieldError] = []
+    if method not in ("card", "ach") or (method == "card" and not row.allow_card) \
+            or (method == "ach" and not row.allow_ach):
+        allowed = [m for m, on in (("card", row.allow_card), ("ach", row.allow_ach)) if on]
+        problems.append(FieldError("method", f"must be one of {', '.join(allowed)}"))
+    by_key = {line["key"]: line for line in lines}
+    for key in amounts:
+        if key not in by_key:
+            problems.append(FieldError(f"amounts[{key}]", "is not an invoice of this payment "
+                                       "(or it has been paid meanwhile)", "not_payable"))
+    chosen = []
+    for line in lines:
+        if line["key"] not in amounts:
+            if not row.options.get("allow_remove", True):
+                problems.append(FieldError(f"amounts[{line['key']}]",
+                                           "every invoice of this payment must be paid"))
+            continue
+        pay, due = amounts[line["key"]], line["balance_due_minor"]
+        where = f"amounts[{line['key']}]"
+        minimum = line.get("minimum_amount_due_minor") or 1
+        if pay > due:
+            problems.append(FieldError(where, f"is more than the balance of {due}"))
+        elif pay != due and not line.get("allow_partial"):
+            problems.append(FieldError(where, "must be the whole balance: this invoice cannot "
+                                       "be paid in part", "partial_not_allowed"))
+        elif pay < minimum:
+            problems.append(FieldError(where, f"must be at least the minimum of {minimum}"))
+        else:
+            chosen.append({**line, "pay_minor": pay})
+    if not chosen and not problems:
+        problems.append(FieldError("amounts", "choose at least one invoice to pay", "required"))
+    if problems:
+        raise ValidationFailed(problems)
+    fee_field = "cc_fee_minor" if method == "card" else "ach_fee_minor"
+    return Plan(chosen, sum(line["pay_minor"] for line in chosen),
+                sum(int(line.get(fee_field) or 0) for line in chosen))
+
+
+def pay(factory: sessionmaker[Session], gateway: Gateway, token: str,
+        submission: Submission) -> Payment:
+    """Pay the session ``token`` names. Returns the payment in its resulting state
+    (``succeeded``, ``pending``, ``failed`` or ``unknown``); bad input raises before
+    anything is charged."""
+    started = _start(factory, token, submission)
+    if started.status != "processing":
+        return started  # a double submit: the first one's payment
+    scope = Scope(started.tenant_id, started.mode)  # type: ignore[arg-type]
+    try:
+        result = gateway.charge(scope, ChargeRequest(
+            idempotency_key=started.id, amount_minor=started.amount_minor + started.fee_minor,
+            currency=started.currency, method=submission.details,
+            description=f"Payment {started.id}", on_date=started.payment_date))
+    except GatewayTimeout:
+        with factory() as session, transaction(session):
+            payment = _locked(session, started.id)
+            payment.status, payment.updated_at = "unknown", clock.utcnow()
+        return _reloaded(factory, started.id)
+    result = _unless_blocked(factory, gateway, scope, result)
+    with factory() as session, transaction(session):
+        record_outcome(session, gateway, _locked(session, started.id), result)
+    return _reloaded(factory, started.id)
+
+
+def _unless_blocked(factory: sessionmaker[Session], gateway: Gateway, scope: Scope,
+                    result: ChargeResult) -> ChargeResult:
+    """A bank account returned as closed or invalid is never debited again: the debit
+    the gateway just accepted is voided before it goes anywhere. (The fingerprint that
+    recognises the account is only known once the gateway has seen it.)"""
+    found = result.instrument
+    if result.status != "pending" or found is None or found.kind != "bank":
+        return result
+    with factory() as session:
+        blocked = session.scalar(select(BlockedBankAccount.id).where(
+            BlockedBankAccount.tenant_id == scope.tenant_id, BlockedBankAccount.mode == scope.mode,
+            BlockedBankAccount.fingerprint == found.fingerprint)) is not None
+    if not blocked:
+        return result
+    gateway.void(scope, reference=str(result.reference))
+    return ChargeResult("declined", result.reference, found, "bank_account_blocked",
+                        "This bank account cannot be debited: an earlier debit from it was "
+                        "returned. Use another account or a card.", None)
+
+
+def _start(factory: sessionmaker[Session], token: str, submission: Submission) -> Payment:
+    with factory() as session, transaction(session):
+        row = sessions.find(session, token)
+        key = f"{row.id}:{submission.nonce}"[:200]
+        earlier = session.scalars(select(Payment).where(
+            Payment.tenant_id == row.tenant_id, Payment.mode == row.mode,
+            Payment.submission_key == key)).one_or_none()
+        if earlier is not None:
+            return earlier
+        if row.status == "paid":
+            raise sessions.SessionPaid()
+        if sessions.is_expired(session, row):
+            raise sessions.SessionExpired()
+        scope = Scope(row.tenant_id, row.mode)  # type: ignore[arg-type]
+        chosen = plan(row, sessions.current_lines(session, row), submission.amounts,
+                      submission.method)
+        if not sessions.claim(session, row):
+            raise Conflict("A payment on this page is already being processed.",
+                           code="pay_session_busy")
+        payment = _new_payment(session, scope, row, chosen, submission, key)
+        session.add(payment)
+    return _reloaded(factory, payment.id)
+
+
+def _new_payment(session: Session, scope: Scope, row: PaySession, chosen: Plan,
+                 submission: Submission, key: str) -> Payment:
+    now = clock.utcnow()
+    first = chosen.lines[0]
+    payer: dict[str, Any] = next((p for p in row.payers
+                  if p.get("account_number") == first.get("account_number")), {})
+    details = submission.details
+    return Payment(
+        id=ids.new_id("payment"), tenant_id=scope.tenant_id, mode=scope.mode,
+        submission_key=key, pay_session_id=row.id, entry_id=row.entry_id,
+        billing_account_id=first.get("billing_account_id"), method=submission.method,
+        status="processing", amount_minor=chosen.amount_minor, fee_minor=chosen.fee_minor,
+        refunded_minor=0, currency=row.currency, gateway="", gateway_reference=None,
+        holder_name=getattr(details, "name", None) or getattr(details, "holder_name", None),
+        payer_name=payer.get("name"), payer_email=submission.payer_email or payer.get("email"),
+        remote_ip=submission.remote_ip,
+        description=", ".join(str(line["invoice_number"]) for line in chosen.lines)[:500],
+        payment_date=tenants.today(session, scope), created_at=now, updated_at=now,
+        lines=[{"key": line["key"], "invoice_id": line.get("invoice_id"),
+                "invoice_number": line.get("invoice_number"),
+                "account_number": line.get("account_number"),
+                "billing_account_id": line.get("billing_account_id"),
+                "pay_minor": line["pay_minor"]} for line in chosen.lines])
+
+
+def _locked(session: Session, payment_id: str) -> Payment:
+    payment = session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
+    assert payment is not None
+    return payment
+
+
+def _reloaded(factory: sessionmaker[Session], payment_id: str) -> Payment:
+    with factory() as session:
+        payment = session.get(Payment, payment_id)
+        assert payment is not None
+        session.expunge(payment)
+        return payment
+
+
+def record_outcome(session: Session, gateway: Gateway, payment: Payment,
+                   result: ChargeResult) -> None:
+    """Step 3: the gateway's answer for a ``processing`` (or ``unknown``) payment. Applied
+    once: a payment that has an outcome already is left alone."""
+    if payment.status not in ("processing", "unknown"):
+        return
+    scope = Scope(payment.tenant_id, payment.mode)  # type: ignore[arg-type]
+    payment.gateway, payment.gateway_reference = gateway.name, result.reference
+    payment.updated_at = clock.utcnow()
+    if result.instrument is not None:
+        found = result.instrument
+        payment.instrument_token, payment.brand, payment.last4 = found.token, found.brand, found.last4
+        payment.exp_month, payment.exp_year = found.exp_month, found.exp_year
+        payment.routing_number, payment.account_type = found.routing_number, found.account_type
+        payment.holder_name, payment.fingerprint = found.holder_name, found.fingerprint
+    if result.status not in ("succeeded", "pending"):
+        payment.status = "failed"
+        payment.failure_code = result.decline_code
+        payment.failure_message = result.message[:500]
+        if payment.pay_session_id:
+            sessions.release(session, payment.pay_session_id)
+        session.flush()
+        notify.payment_failed(session, scope, payment)
+        return
+    payment.status = result.status
+    payment.settles_on = result.settles_on
+    number = sequences.next_values(session, scope, RECEIPT_SERIES, 1, gap_free=False)[0]
+    payment.receipt_number = f"RCT-{number:06d}"
+    paid = apply(session, scope, payment)
+    if payment.pay_session_id:
+        row = session.get(PaySession, payment.pay_session_id, with_for_update=True)
+        assert row is not None
+        row.status, row.payment_id, row.paid_at = "paid", payment.id, clock.utcnow()
+    session.flush()
+    notify.payment_succeeded(session, scope, payment, paid)
+
+
+def apply(session: Session, scope: Scope, payment: Payment) -> list[Any]:
+    """Put the payment's money on the invoices the payer chose, as they stand now (an
+    invoice paid meanwhile takes less, the rest is unapplied cash), and post it. The
+    billing accounts involved are locked first: payments on one account take turns, so
+    two of them never over-apply an invoice."""
+    on_record = [line for line in payment.lines if line.get("billing_account_id")]
+    external = [(line.get("invoice_number"), int(line["pay_minor"]))
+                for line in payment.lines if not line.get("billing_account_id")]
+    lock_accounts(session, {line["billing_account_id"] for line in on_record})
+    invoices = ledgering.lock_invoices(session, [line["invoice_id"] for line in on_record
+                                                 if line.get("invoice_id")])
+    payables = [Payable(i.id, i.billing_account_id, i.amount_due_minor, i.due_date, i.number)
+                for i in invoices.values() if i.status in sessions.PAYABLE_STATUSES]
+    wanted = {line["invoice_id"]: int(line["pay_minor"]) for line in on_record
+              if line.get("invoice_id")}
+    shares: list[Share] = []
+    if on_record:
+        assert payment.billing_account_id is not None
+        shares = allocate(sum(int(line["pay_minor"]) for line in on_record), payables,
+                          holder_account_id=payment.billing_account_id, wanted=wanted)
+    touched = ledgering.post(session, scope, payment, source=SourceRef("payment", payment.id),
+                             shares=shares, external=external, fee_minor=payment.fee_minor,
+                             kind="payment", description=f"Payment {payment.receipt_number}")
+    return [i for i in touched if i.status == "paid"]
+
+
+def lock_accounts(session: Session, account_ids: set[str]) -> None:
+    """Lock billing accounts in id order: what changes an account's money takes turns."""
+    if account_ids:
+        session.execute(select(BillingAccount.id).where(
+            BillingAccount.id.in_(sorted(account_ids))).order_by(BillingAccount.id)
+            .with_for_update())

@@ -1,0 +1,271 @@
+"""Pay sessions: what a payer is handed to pay on the hosted page, created natively
+(``POST /v1/pay_sessions``) or from a Cloud Payments V2 request. Services never commit."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from billfold.core import clock, ids
+from billfold.core.db import among
+from billfold.core.errors import BillfoldError, Conflict, FieldError, NotFound, ValidationFailed
+from billfold.core.scope import Scope
+from billfold.customers.models import BillingAccount, Customer
+from billfold.invoicing.models import Invoice
+from billfold.notifications import targets
+from billfold.payments.models import PaySession
+from billfold.tenants import service as tenants
+
+MAX_LINES = 500
+PAYABLE_STATUSES = ("open", "partially_paid")
+
+
+class SessionExpired(BillfoldError):
+    def __init__(self) -> None:
+        super().__init__(detail="This payment link has expired. Ask for a new one.",
+                         code="pay_session_expired", status=410, title="Payment link expired")
+
+
+class SessionPaid(Conflict):
+    def __init__(self) -> None:
+        super().__init__("This payment link has been paid already.", code="pay_session_paid")
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    session: PaySession
+    token: str  # shown once, in the URL; only its hash is stored
+
+    def url(self, base_url: str) -> str:
+        return f"{base_url.rstrip('/')}/pay/{self.token}"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_urls(session: Session, scope: Scope, urls: Mapping[str, str | None]) -> list[FieldError]:
+    """ReturnURL, PostBackURL and CssUrl must be on one of the tenant's allowed origins."""
+    allowed = tenants.get_settings(session, scope).allowed_origins
+    problems = []
+    for field_name, url in urls.items():
+        if url is None:
+            continue
+        if not allowed:
+            problems.append(FieldError(field_name, "no allowed origins are set for this mode; "
+                                       "add the origin to allowed_origins in /v1/settings first",
+                                       "origin_not_allowed"))
+        elif not targets.matches_origin(url, allowed):
+            problems.append(FieldError(field_name, "is not on one of the allowed origins "
+                                       f"({', '.join(allowed)})", "origin_not_allowed"))
+    return problems
+
+
+def line_from_invoice(key: str, invoice: Invoice, account: BillingAccount, *,
+                      allow_partial: bool = False, minimum_minor: int | None = None,
+                      cc_fee_minor: int = 0, ach_fee_minor: int = 0,
+                      type_id: int | None = None) -> dict[str, Any]:
+    return {
+        "key": key, "invoice_id": invoice.id, "invoice_number": invoice.number,
+        "billing_account_id": account.id, "account_number": account.number,
+        "type_id": type_id,
+        "invoice_date": invoice.issue_date.isoformat() if invoice.issue_date else None,
+        "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
+        "balance_due_minor": invoice.amount_due_minor, "cc_fee_minor": cc_fee_minor,
+        "ach_fee_minor": ach_fee_minor, "minimum_amount_due_minor": minimum_minor,
+        "allow_partial": allow_partial,
+    }
+
+
+def new_session(session: Session, scope: Scope, *, kind: str, currency: str,
+                lines: list[dict[str, Any]], payers: list[dict[str, Any]],
+                create_customer_record: bool = False, allow_card: bool = True,
+                allow_ach: bool = True, options: Mapping[str, bool] | None = None,
+                return_url: str | None = None, postback_url: str | None = None,
+                css_url: str | None = None, biller_reference: str | None = None,
+                view_mode: int = 0, page_load_override: int | None = None,
+                locale: str | None = None, entry_id: str | None = None) -> Created:
+    """Store a session over already-checked lines and hand back its one-time token."""
+    settings = tenants.get_settings(session, scope)
+    token = secrets.token_urlsafe(24)
+    now = clock.utcnow()
+    row = PaySession(
+        id=ids.new_id("pay_session"), tenant_id=scope.tenant_id, mode=scope.mode,
+        token_hash=token_hash(token), kind=kind, status="open", currency=currency,
+        lines=lines, payers=payers, create_customer_record=create_customer_record,
+        allow_card=allow_card, allow_ach=allow_ach,
+        options={"allow_remove": True, "allow_view_statement": False,
+                 "allow_view_related": False, "allow_remind_me": False,
+                 "allow_register_account": False, **(options or {})},
+        return_url=return_url, postback_url=postback_url, css_url=css_url,
+        biller_reference=biller_reference, view_mode=view_mode,
+        page_load_override=page_load_override, locale=locale, entry_id=entry_id,
+        payment_id=None, created_at=now, paid_at=None,
+        expires_at=_expiry(session, scope, settings.pay_session_minutes))
+    session.add(row)
+    session.flush()
+    return Created(row, token)
+
+
+def _expiry(session: Session, scope: Scope, minutes: int) -> datetime:
+    # On the scope's own clock, so a test clock moved forward expires test sessions.
+    return tenants.now(session, scope) + timedelta(minutes=minutes)
+
+
+def create_native(session: Session, scope: Scope, *, invoices: Sequence[Mapping[str, Any]],
+                  allow_card: bool = True, allow_ach: bool = True, allow_remove: bool = True,
+                  return_url: str | None = None, postback_url: str | None = None,
+                  css_url: str | None = None, reference: str | None = None,
+                  locale: str | None = None) -> Created:
+    """A session over invoices of this tenant, each {invoice_id, allow_partial?,
+    minimum_amount_minor?, card_fee_minor?, ach_fee_minor?}."""
+    problems = check_urls(session, scope, {"return_url": return_url,
+                                           "postback_url": postback_url, "css_url": css_url})
+    if not allow_card and not allow_ach:
+        problems.append(FieldError("allow_ach", "card and bank payments cannot both be off"))
+    if not 1 <= len(invoices) <= MAX_LINES:
+        problems.append(FieldError("invoices", f"give 1 to {MAX_LINES} invoices"))
+    wanted = [str(i.get("invoice_id")) for i in invoices]
+    found = {i.id: i for i in session.scalars(select(Invoice).where(
+        Invoice.tenant_id == scope.tenant_id, Invoice.mode == scope.mode,
+        among(session, Invoice.id, wanted)))}
+    accounts = _accounts(session, scope, {i.billing_account_id for i in found.values()})
+    lines, currencies = [], set()
+    for index, raw in enumerate(invoices):
+        where = f"invoices[{index}]"
+        invoice = found.get(str(raw.get("invoice_id")))
+        if invoice is None:
+            problems.append(FieldError(f"{where}.invoice_id", "no such invoice", "not_found"))
+            continue
+        if invoice.status not in PAYABLE_STATUSES or invoice.amount_due_minor <= 0:
+            problems.append(FieldError(f"{where}.invoice_id",
+                                       f"is {invoice.status}; only open invoices can be paid",
+                                       "invoice_not_payable"))
+            continue
+        if wanted.count(invoice.id) > 1:
+            problems.append(FieldError(f"{where}.invoice_id", "is listed twice"))
+            continue
+        minimum = raw.get("minimum_amount_minor")
+        if minimum is not None and minimum > invoice.amount_due_minor:
+            problems.append(FieldError(f"{where}.minimum_amount_minor",
+                                       "is more than the invoice's amount due"))
+        currencies.add(invoice.currency)
+        lines.append(line_from_invoice(
+            str(index + 1), invoice, accounts[invoice.billing_account_id],
+            allow_partial=bool(raw.get("allow_partial", False)), minimum_minor=minimum,
+            cc_fee_minor=int(raw.get("card_fee_minor") or 0),
+            ach_fee_minor=int(raw.get("ach_fee_minor") or 0)))
+    if len(currencies) > 1:
+        problems.append(FieldError("invoices", "are in more than one currency; pay each "
+                                   "currency in a session of its own", "currency_mismatch"))
+    if problems:
+        raise ValidationFailed(problems)
+    payers = payers_of(session, [accounts[a] for a in dict.fromkeys(
+        line["billing_account_id"] for line in lines)])
+    return new_session(session, scope, kind="native", currency=currencies.pop(), lines=lines,
+                       payers=payers, create_customer_record=True, allow_card=allow_card,
+                       allow_ach=allow_ach, options={"allow_remove": allow_remove},
+                       return_url=return_url, postback_url=postback_url, css_url=css_url,
+                       biller_reference=reference, locale=locale)
+
+
+def _accounts(session: Session, scope: Scope, account_ids: set[str]) -> dict[str, BillingAccount]:
+    if not account_ids:
+        return {}
+    return {a.id: a for a in session.scalars(select(BillingAccount).where(
+        BillingAccount.tenant_id == scope.tenant_id, BillingAccount.mode == scope.mode,
+        among(session, BillingAccount.id, account_ids)))}
+
+
+def payers_of(session: Session, accounts: Sequence[BillingAccount]) -> list[dict[str, Any]]:
+    """The payers as the page and the postback show them: from the customer records."""
+    customers = {c.id: c for c in session.scalars(select(Customer).where(
+        among(session, Customer.id, {a.customer_id for a in accounts})))}
+    result = []
+    for account in accounts:
+        customer = customers[account.customer_id]
+        address = customer.billing_address or {}
+        result.append({
+            "account_number": account.number, "display_account_number": None,
+            "billing_account_id": account.id, "name": customer.customer_name,
+            "address": address.get("line1"), "city": address.get("city"),
+            "state": address.get("region"), "zip": address.get("postal_code"),
+            "email": customer.primary_email})
+    return result
+
+
+def find(session: Session, token: str, *, for_update: bool = False) -> PaySession:
+    """The session a page URL's token names; NotFound for any token that names none."""
+    stmt = select(PaySession).where(PaySession.token_hash == token_hash(token))
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = session.scalars(stmt).one_or_none()
+    if row is None:
+        raise NotFound("pay_session", "(token)")
+    return row
+
+
+def get(session: Session, scope: Scope, session_id: str) -> PaySession:
+    row = session.get(PaySession, session_id)
+    if row is None or row.tenant_id != scope.tenant_id or row.mode != scope.mode:
+        raise NotFound("pay_session", session_id)
+    return row
+
+
+def list_sessions(session: Session, scope: Scope, *, limit: int,
+                  starting_after: str | None = None) -> list[PaySession]:
+    stmt = select(PaySession).where(PaySession.tenant_id == scope.tenant_id,
+                                    PaySession.mode == scope.mode)
+    if starting_after:
+        stmt = stmt.where(PaySession.id > starting_after)
+    return list(session.scalars(stmt.order_by(PaySession.id).limit(limit)))
+
+
+def is_expired(session: Session, row: PaySession) -> bool:
+    scope = Scope(row.tenant_id, row.mode)  # type: ignore[arg-type]
+    return row.status != "paid" and tenants.now(session, scope) >= row.expires_at
+
+
+def current_lines(session: Session, row: PaySession) -> list[dict[str, Any]]:
+    """The session's lines with today's balances: an invoice paid or voided since the
+    session was made drops out, one paid in part shows what is left."""
+    ids_ = [line["invoice_id"] for line in row.lines if line.get("invoice_id")]
+    if not ids_:
+        return [dict(line) for line in row.lines]
+    due = {i.id: (i.status, i.amount_due_minor) for i in session.scalars(
+        select(Invoice).where(among(session, Invoice.id, ids_)))}
+    result = []
+    for line in row.lines:
+        line = dict(line)
+        if line.get("invoice_id"):
+            status, amount = due.get(line["invoice_id"], ("void", 0))
+            if status not in PAYABLE_STATUSES or amount <= 0:
+                continue
+            line["balance_due_minor"] = amount
+            if line.get("minimum_amount_due_minor") is not None:
+                line["minimum_amount_due_minor"] = min(line["minimum_amount_due_minor"], amount)
+        result.append(line)
+    return result
+
+
+def claim(session: Session, row: PaySession) -> bool:
+    """Take the session for one payment attempt: a conditional update that only one of
+    any number of concurrent submissions wins (STYLE rule 4)."""
+    result = session.execute(update(PaySession).where(
+        PaySession.id == row.id, PaySession.status == "open").values(status="processing")
+        .execution_options(synchronize_session=False))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release(session: Session, session_id: str) -> None:
+    """Give the session back after an attempt that charged nothing (declined)."""
+    session.execute(update(PaySession).where(
+        PaySession.id == session_id, PaySession.status == "processing").values(status="open")
+        .execution_options(synchronize_session=False))

@@ -1,0 +1,322 @@
+"""Paying pay sessions, and what happens to payments afterwards: allocation, the ledger,
+refunds, voids, ACH returns, chargebacks, lost outcomes and the test clock."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from billfold.core.db import transaction
+from billfold.core.errors import Conflict, ValidationFailed
+from billfold.core.scope import Scope
+from billfold.invoicing import service as invoicing
+from billfold.invoicing.models import Invoice
+from billfold.ledger import service as ledger
+from billfold.ledger import verify
+from billfold.notifications.webhook_models import Event
+from billfold.payments import after, paying, sessions
+from billfold.payments.gateways.base import BankDetails, CardDetails
+from billfold.payments.gateways.test import TestGateway
+from billfold.payments.models import BlockedBankAccount, Dispute, Payment, PaySession
+from tests.services.conftest import ACTOR, Desk
+
+VISA = "4242424242424242"
+DECLINED = "4000000000000002"
+TIMEOUT = "4000000000000119"
+DISPUTE_LOST = "4000000000000259"
+DISPUTE_WON = "4000000000002685"
+
+
+class Till:
+    """A biller's invoices and a payer paying them, in one tenant."""
+
+    def __init__(self, factory: sessionmaker[Session], session: Session, scope: Scope,
+                 desk: Desk) -> None:
+        self.factory, self.session, self.scope, self.desk = factory, session, scope, desk
+        self.gateway = TestGateway(factory, fingerprint_key=b"test key")
+        _, self.account = desk.create_customer("Widgets International")
+
+    def invoice(self, amount_minor: int, account: Any = None) -> Invoice:
+        with transaction(self.session):
+            draft = invoicing.create_draft(
+                self.session, self.scope, billing_account_id=(account or self.account).id,
+                lines=[{"description": "Widgets", "quantity": 1, "unit_amount_minor": amount_minor}],
+                actor=ACTOR)
+            return invoicing.finalize(self.session, self.scope, invoice_id=draft.id, actor=ACTOR)
+
+    def pay_session(self, *invoices: Invoice, **options: Any) -> str:
+        lines = [{"invoice_id": i.id, **options} for i in invoices]
+        with transaction(self.session):
+            return sessions.create_native(self.session, self.scope, invoices=lines).token
+
+    def pay(self, token: str, amounts: dict[str, int] | None = None, *, card: str = VISA,
+            bank: tuple[str, str] | None = None, nonce: str | None = None) -> Payment:
+        if amounts is None:
+            with self.factory() as s:
+                row = sessions.find(s, token)
+                amounts = {line["key"]: line["balance_due_minor"]
+                           for line in sessions.current_lines(s, row)}
+        details: Any = CardDetails(card, 12, 2030, "123", "Ada Payer")
+        method = "card"
+        if bank is not None:
+            details, method = BankDetails(bank[0], bank[1], "checking", "Ada Payer"), "ach"
+        return paying.pay(self.factory, self.gateway, token, paying.Submission(
+            nonce=nonce or secrets.token_hex(8), amounts=amounts, method=method, details=details))
+
+    # Reads go through sessions of their own that end at once: on SQLite, a transaction
+    # left open would hold the writer's lock the payment steps need.
+    def reread(self, invoice: Invoice) -> Invoice:
+        return self.get(Invoice, invoice.id)
+
+    def payment(self, payment_id: str) -> Payment:
+        return self.get(Payment, payment_id)
+
+    def get(self, model: Any, object_id: str) -> Any:
+        with self.factory() as s:
+            found = s.get(model, object_id)
+            assert found is not None
+            s.expunge(found)
+            return found
+
+    def scalar(self, statement: Any) -> Any:
+        with self.factory() as s:
+            return s.scalar(statement)
+
+    def balances(self) -> dict[str, dict[str, int]]:
+        with self.factory() as s:
+            return ledger.billing_account_balances(s, self.scope, self.account.id)
+
+    def events(self, type_: str) -> int:
+        return int(self.scalar(select(func.count()).where(
+            Event.tenant_id == self.scope.tenant_id, Event.type == type_)) or 0)
+
+    def advance(self, days: int) -> None:
+        after.advance_test_clock(self.factory, self.gateway, self.scope, days=days)
+
+
+@pytest.fixture
+def till(sessions: sessionmaker[Session], session: Session, scope: Scope, ref: Any) -> Till:
+    return Till(sessions, session, scope, Desk(session, scope, ref))
+
+
+class TestPayingByCard:
+    def test_pays_two_invoices_and_posts_one_balanced_entry(self, till: Till) -> None:
+        first, second = till.invoice(1000), till.invoice(2500)
+        payment = till.pay(till.pay_session(first, second, card_fee_minor=100))
+        assert (payment.status, payment.amount_minor, payment.fee_minor) == ("succeeded", 3500, 200)
+        assert payment.receipt_number
+        assert payment.last4 == "4242"
+        assert payment.brand == "visa"
+        assert till.reread(first).status == till.reread(second).status == "paid"
+        assert till.balances()["receivable"] == {"USD": 0}
+        with till.factory() as s:
+            entries = ledger.list_entries(s, till.scope, limit=10, source_type="payment")
+        assert [e.source_id for e in entries] == [payment.id]
+        assert till.events("payment.succeeded") == 1
+        assert till.events("invoice.paid") == 2
+
+    def test_a_partial_payment_leaves_the_invoice_partially_paid(self, till: Till) -> None:
+        invoice = till.invoice(5000)
+        token = till.pay_session(invoice, allow_partial=True, minimum_amount_minor=1000)
+        till.pay(token, {"1": 2000})
+        assert till.reread(invoice).status == "partially_paid"
+        assert till.reread(invoice).amount_due_minor == 3000
+
+    def test_refuses_less_than_the_minimum_and_a_partial_payment_not_allowed(self, till: Till
+                                                                             ) -> None:
+        invoice = till.invoice(5000)
+        with pytest.raises(ValidationFailed) as partial:
+            till.pay(till.pay_session(invoice), {"1": 2000})
+        assert partial.value.errors[0].field == "amounts[1]"
+        with pytest.raises(ValidationFailed) as small:
+            till.pay(till.pay_session(invoice, allow_partial=True, minimum_amount_minor=1000),
+                     {"1": 500})
+        assert "minimum" in small.value.errors[0].message
+        assert till.reread(invoice).status == "open"
+
+    def test_a_declined_card_fails_and_the_session_can_be_paid_again(self, till: Till) -> None:
+        invoice = till.invoice(1000)
+        token = till.pay_session(invoice)
+        failed = till.pay(token, card=DECLINED)
+        assert (failed.status, failed.failure_code) == ("failed", "card_declined")
+        assert till.reread(invoice).status == "open"
+        assert till.pay(token).status == "succeeded"
+        assert till.events("payment.failed") == 1
+
+    def test_the_same_submission_twice_charges_once(self, till: Till) -> None:
+        token = till.pay_session(till.invoice(1000))
+        first = till.pay(token, nonce="same")
+        again = till.pay(token, nonce="same")
+        assert first.id == again.id
+        assert till.scalar(select(func.count()).where(
+            Payment.pay_session_id == first.pay_session_id)) == 1
+
+    def test_a_paid_session_cannot_be_paid_again(self, till: Till) -> None:
+        token = till.pay_session(till.invoice(1000))
+        till.pay(token)
+        with pytest.raises(Conflict):
+            till.pay(token, {"1": 1000})
+
+    def test_an_invoice_paid_meanwhile_leaves_the_money_unapplied(self, till: Till) -> None:
+        invoice = till.invoice(1000)
+        first, second = till.pay_session(invoice), till.pay_session(invoice)
+        with till.factory() as s:
+            row = sessions.find(s, second)
+            stale = {line["key"]: line["balance_due_minor"] for line in row.lines}
+        till.pay(first)
+        # The second page was rendered before the first payment; its invoice is gone now.
+        with pytest.raises(ValidationFailed):
+            till.pay(second, stale)
+        assert till.balances()["unapplied_cash"] == {}
+
+
+class TestPayingByBank:
+    def test_stays_pending_until_settled_on_the_test_clock(self, till: Till) -> None:
+        invoice = till.invoice(1000)
+        payment = till.pay(till.pay_session(invoice), bank=("110000000", "000123456789"))
+        assert payment.status == "pending"
+        assert payment.settles_on is not None
+        assert till.reread(invoice).status == "paid"
+        till.advance(5)
+        assert till.payment(payment.id).status == "succeeded"
+
+    def test_a_return_reopens_the_invoice_charges_the_fee_and_blocks_r03_accounts(
+            self, till: Till) -> None:
+        with transaction(till.session):
+            from billfold.customers import settings as settings_service
+            settings_service.update_settings(till.session, till.scope, {"ach_return_fee_minor": 2500})
+        invoice = till.invoice(1000)
+        payment = till.pay(till.pay_session(invoice), bank=("110000000", "000111111113"))
+        till.advance(5)
+        assert till.payment(payment.id).status == "returned"
+        assert till.reread(invoice).status == "open"
+        assert till.balances()["receivable"] == {"USD": 1000 + 2500}
+        assert till.scalar(select(func.count()).where(
+            BlockedBankAccount.tenant_id == till.scope.tenant_id)) == 1
+        again = till.pay(till.pay_session(invoice), bank=("110000000", "000111111113"))
+        assert (again.status, again.failure_code) == ("failed", "bank_account_blocked")
+        assert till.events("payment.returned") == 1
+
+    def test_an_r01_return_does_not_block_the_account(self, till: Till) -> None:
+        invoice = till.invoice(1000)
+        till.pay(till.pay_session(invoice), bank=("110000000", "000111111116"))
+        till.advance(5)
+        assert till.reread(invoice).status == "open"
+        assert till.pay(till.pay_session(invoice), bank=("110000000", "000111111116")
+                        ).status == "pending"
+
+    def test_void_before_settlement_reopens_the_invoice(self, till: Till) -> None:
+        invoice = till.invoice(1000)
+        payment = till.pay(till.pay_session(invoice), bank=("110000000", "000123456789"))
+        voided = after.void(till.factory, till.gateway, till.scope, payment_id=payment.id)
+        assert voided.status == "voided"
+        assert till.reread(invoice).status == "open"
+        till.advance(5)  # the cancelled debit never settles
+        assert till.payment(payment.id).status == "voided"
+
+
+class TestRefunds:
+    def test_a_partial_refund_reopens_the_last_invoice_paid(self, till: Till) -> None:
+        first, second = till.invoice(1000), till.invoice(2000)
+        payment = till.pay(till.pay_session(first, second, card_fee_minor=100))
+        refund = after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id,
+                              amount_minor=500)
+        assert (refund.status, refund.fee_minor) == ("succeeded", 0)
+        assert till.reread(second).status == "partially_paid"
+        assert till.reread(first).status == "paid"
+        assert till.payment(payment.id).status == \
+            "partially_refunded"
+
+    def test_refunding_the_rest_gives_back_the_fee(self, till: Till) -> None:
+        invoice = till.invoice(1000)
+        payment = till.pay(till.pay_session(invoice, card_fee_minor=100))
+        after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id,
+                     amount_minor=400)
+        last = after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id)
+        assert (last.amount_minor, last.fee_minor) == (600, 100)
+        assert till.payment(payment.id).status == "refunded"
+        assert till.reread(invoice).status == "open"
+        with pytest.raises(Conflict):
+            after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id)
+
+    def test_refuses_more_than_is_left(self, till: Till) -> None:
+        payment = till.pay(till.pay_session(till.invoice(1000)))
+        with pytest.raises(ValidationFailed):
+            after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id,
+                         amount_minor=1001)
+
+
+class TestChargebacks:
+    def test_a_lost_dispute_reopens_the_invoice_and_posts_the_fee(self, till: Till) -> None:
+        invoice = till.invoice(1000)
+        payment = till.pay(till.pay_session(invoice), card=DISPUTE_LOST)
+        till.advance(4)
+        assert till.reread(invoice).status == "open"
+        assert till.payment(payment.id).status == "disputed"
+        till.advance(30)
+        dispute = till.scalar(select(Dispute).where(Dispute.payment_id == payment.id))
+        assert dispute.status == "lost"
+        assert dispute.fee_minor == 1500
+        assert till.reread(invoice).status == "open"
+
+    def test_a_won_dispute_reinstates_the_payment(self, till: Till) -> None:
+        invoice = till.invoice(1000)
+        payment = till.pay(till.pay_session(invoice), card=DISPUTE_WON)
+        till.advance(4)
+        assert till.reread(invoice).status == "open"
+        till.advance(30)
+        assert till.reread(invoice).status == "paid"
+        assert till.payment(payment.id).status == "succeeded"
+
+    def test_the_same_notification_twice_changes_nothing(self, till: Till) -> None:
+        invoice = till.invoice(1000)
+        till.pay(till.pay_session(invoice), card=DISPUTE_LOST)
+        with till.factory() as s:
+            from billfold.tenants import service as tenants
+            horizon = tenants.today(s, till.scope).replace(year=2100)
+        events = till.gateway.events(till.scope, through=horizon)
+        for event in events + events:
+            with till.factory() as s, transaction(s):
+                after.handle_event(s, till.scope, till.gateway, event)
+        assert till.balances()["receivable"] == {"USD": 1000}
+        assert till.events("payment.disputed") == 2  # opened, then lost
+
+
+class TestLostOutcomes:
+    def test_a_timeout_leaves_the_payment_unknown_and_the_janitor_settles_it(self, till: Till
+                                                                             ) -> None:
+        invoice = till.invoice(1000)
+        token = till.pay_session(invoice)
+        payment = till.pay(token, card=TIMEOUT)
+        assert payment.status == "unknown"
+        with pytest.raises(Conflict):  # nobody pays it twice meanwhile
+            till.pay(token)
+        assert after.resolve_unknown(till.factory, till.gateway, till.scope) == 1
+        assert till.payment(payment.id).status == "succeeded"
+        assert till.reread(invoice).status == "paid"
+        with till.factory() as s:
+            assert sessions.find(s, token).status == "paid"
+
+
+class TestTheLedgerAfterEverything:
+    def test_verify_finds_every_entry_balanced(self, till: Till) -> None:
+        invoice = till.invoice(3000)
+        payment = till.pay(till.pay_session(invoice, allow_partial=True), {"1": 1000})
+        after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id, amount_minor=300)
+        till.pay(till.pay_session(invoice), bank=("110000000", "000111111116"))
+        till.advance(5)
+        with till.factory() as s:
+            problems = verify.verify(s)
+        assert [p for p in problems if till.scope.tenant_id in str(p)] == []
+
+
+def test_the_session_row_is_not_left_claimed_after_a_decline(till: Till) -> None:
+    token = till.pay_session(till.invoice(1000))
+    till.pay(token, card=DECLINED)
+    with till.factory() as s:
+        assert s.scalars(select(PaySession.status).where(
+            PaySession.token_hash == sessions.token_hash(token))).one() == "open"
