@@ -207,6 +207,9 @@ def upgrade() -> None:
     with op.batch_alter_table('refund', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_refund_payment_id'), ['payment_id'], unique=False)
 
+    with op.batch_alter_table('order', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('assignment_key', sa.String(length=100), nullable=True))
+
     with op.batch_alter_table('tenant_settings', schema=None) as batch_op:
         batch_op.add_column(sa.Column('allowed_origins', sa.JSON(), server_default='[]', nullable=False))
         batch_op.add_column(sa.Column('allow_private_postback_targets', sa.Boolean(), server_default=sa.false(), nullable=False))
@@ -223,6 +226,9 @@ def downgrade() -> None:
         batch_op.drop_column('pay_session_minutes')
         batch_op.drop_column('allow_private_postback_targets')
         batch_op.drop_column('allowed_origins')
+
+    with op.batch_alter_table('order', schema=None) as batch_op:
+        batch_op.drop_column('assignment_key')
 
     with op.batch_alter_table('refund', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_refund_payment_id'))

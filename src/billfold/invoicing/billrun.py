@@ -39,12 +39,18 @@ from billfold.invoicing.models import (
     Invoice,
     InvoiceLine,
 )
-from billfold.invoicing.service import due_date, next_numbers, post_invoice, settle_status
+from billfold.invoicing.service import (
+    FINALIZED_HOOKS,
+    due_date,
+    next_numbers,
+    post_invoice,
+    settle_status,
+)
 from billfold.ledger import service as ledger
 from billfold.ledger.service import AccountRef, PostingLine, SourceRef
 from billfold.money import Money
 from billfold.orders import service as orders
-from billfold.orders.models import PendingCharge, Service, ServiceQuantity
+from billfold.orders.models import Order, PendingCharge, Service, ServiceQuantity
 from billfold.orders.proration import QuantitySegment
 from billfold.tenants import cycles
 from billfold.tenants import service as tenants
@@ -334,6 +340,8 @@ def _store(session: Session, scope: Scope, account: BillingAccount, result: gen.
     now = clock.utcnow()
     posted = [d for d in result.invoices if not d.suppressed]
     numbers = iter(next_numbers(session, scope, len(posted)) if posted else [])
+    keys = assignment_keys(session, [line.pending_charge_id for d in posted for line in d.lines
+                                     if line.pending_charge_id])
     invoices: list[Invoice] = []
     for draft in result.invoices:
         invoice = Invoice(
@@ -349,6 +357,7 @@ def _store(session: Session, scope: Scope, account: BillingAccount, result: gen.
             subtotal_minor=draft.subtotal_minor, tax_minor=draft.tax_minor,
             total_minor=draft.total_minor, amount_paid_minor=0, adjustments_minor=0,
             bill_run_id=bill_run_id, created_at=now,
+            assignment_key=None if draft.suppressed else _key_of(draft, keys),
             delivery_status="not_required" if draft.suppressed
             else delivery.initial_status(account.invoice_type),
             finalized_at=None if draft.suppressed else now)
@@ -385,11 +394,33 @@ def _store(session: Session, scope: Scope, account: BillingAccount, result: gen.
         if not draft.suppressed:
             session.flush()
             post_invoice(session, scope, invoice, lines)
+            if invoice.assignment_key:
+                for hook in FINALIZED_HOOKS:
+                    hook(session, scope, [(invoice.id, invoice.assignment_key)])
     for service_id, through in result.billed_through.items():
         session.execute(update(Service).where(Service.id == service_id)
                         .values(billed_through=through))
     session.flush()
     return invoices
+
+
+def assignment_keys(session: Session, pending_charge_ids: list[str]) -> dict[str, str]:
+    """The assignment keys of the orders these pending charges came from, where set."""
+    if not pending_charge_ids:
+        return {}
+    rows = session.execute(
+        select(PendingCharge.id, Order.assignment_key)
+        .join(Order, Order.id == PendingCharge.order_id)
+        .where(among(session, PendingCharge.id, set(pending_charge_ids)),
+               Order.assignment_key.is_not(None))).all()
+    return {str(charge_id): str(key) for charge_id, key in rows}
+
+
+def _key_of(draft: gen.InvoiceDraft, keys: dict[str, str]) -> str | None:
+    """An invoice carries an order's assignment key when its charges name exactly one."""
+    found = {keys[line.pending_charge_id] for line in draft.lines
+             if line.pending_charge_id in keys}
+    return found.pop() if len(found) == 1 else None
 
 
 # -- billing many accounts at once -------------------------------------------------------
@@ -461,6 +492,10 @@ def _store_many(session: Session, scope: Scope,
     now = clock.utcnow()
     issued_count = sum(not d.suppressed for _, _, g in generated for d in g.invoices)
     numbers = iter(next_numbers(session, scope, issued_count) if issued_count else [])
+    keys = assignment_keys(session, [line.pending_charge_id for _, _, g in generated
+                                     for d in g.invoices if not d.suppressed
+                                     for line in d.lines if line.pending_charge_id])
+    keyed: list[tuple[str, str]] = []
     tenant, mode = scope.tenant_id, scope.mode
     invoices: list[dict[str, Any]] = []
     lines: list[dict[str, Any]] = []
@@ -494,7 +529,9 @@ def _store_many(session: Session, scope: Scope,
                                                                    draft.bill_date),
                 "subtotal_minor": draft.subtotal_minor, "tax_minor": draft.tax_minor,
                 "total_minor": draft.total_minor, "amount_paid_minor": 0,
-                "adjustments_minor": 0, "assignment_key": None, "bill_run_id": bill_run_id,
+                "adjustments_minor": 0,
+                "assignment_key": None if draft.suppressed else _key_of(draft, keys),
+                "bill_run_id": bill_run_id,
                 "carried_to_invoice_id": None, "memo": None, "pdf_key": None,
                 "delivery_status": "not_required" if draft.suppressed
                 else delivery.initial_status(account.invoice_type), "delivery_error": None,
@@ -519,6 +556,8 @@ def _store_many(session: Session, scope: Scope,
                     charged.append((line.pending_charge_id, invoice_id))
             carried += [(i, invoice_id) for i in draft.carried_invoice_ids]
             applied += [(i, invoice_id) for i in draft.adjustment_ids]
+            if invoices[-1]["assignment_key"]:
+                keyed.append((invoice_id, invoices[-1]["assignment_key"]))
             if not draft.suppressed:
                 entry = _invoice_entry(invoice_id, draft, invoices[-1]["number"])
                 if entry is not None:
@@ -546,6 +585,9 @@ def _store_many(session: Session, scope: Scope,
     ledger.post_many(session, scope, entries)
     if issued:
         on_issued_many(session, scope, issued)
+    if keyed:
+        for hook in FINALIZED_HOOKS:
+            hook(session, scope, keyed)
 
 
 def _invoice_entry(invoice_id: str, draft: gen.InvoiceDraft, number: str | None

@@ -12,7 +12,7 @@ Ledger entries (DESIGN decision 2):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -237,7 +237,15 @@ def finalize(session: Session, scope: Scope, *, invoice_id: str, actor: str) -> 
     _history(session, scope, invoice, "invoiced", actor)
     delivery.invoice_issued(session, scope, invoice)
     session.flush()
+    if invoice.assignment_key:
+        for hook in FINALIZED_HOOKS:
+            hook(session, scope, [(invoice.id, invoice.assignment_key)])
     return invoice
+
+
+# Told, in the finalizing transaction, of invoices finalized with an assignment key
+# [(invoice id, key)], one-off or by a bill run: prepayment entries (payments) plug in here.
+FINALIZED_HOOKS: list[Callable[[Session, Scope, list[tuple[str, str]]], None]] = []
 
 
 def void(session: Session, scope: Scope, *, invoice_id: str, actor: str) -> Invoice:

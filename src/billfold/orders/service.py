@@ -176,7 +176,8 @@ def pending_total(session: Session, scope: Scope, account_id: str) -> int:
 
 
 def create_order(session: Session, scope: Scope, *, billing_account_id: str,
-                 lines: Sequence[Mapping[str, Any]], actor: str) -> Order:
+                 lines: Sequence[Mapping[str, Any]], actor: str,
+                 assignment_key: str | None = None) -> Order:
     """Place an order: each one-time line becomes a pending charge, each recurring line a
     service with its first quantity. All lines are checked first; one wrong line refuses
     the whole order. Records "ordered" in the account's history."""
@@ -194,17 +195,17 @@ def create_order(session: Session, scope: Scope, *, billing_account_id: str,
     if p or account is None:
         raise ValidationFailed(list(p))
     order = _place(session, scope, account, [line for line in checked if line is not None],
-                   actor)
+                   actor, assignment_key)
     session.flush()
     return order
 
 
 def _place(session: Session, scope: Scope, account: BillingAccount, checked: list[_Line],
-           actor: str) -> Order:
+           actor: str, assignment_key: str | None = None) -> Order:
     now = clock.utcnow()
     order = Order(id=ids.new_id("order"), tenant_id=scope.tenant_id, mode=scope.mode,
                   billing_account_id=account.id, currency=account.currency,
-                  placed_by=actor[:100], created_at=now)
+                  placed_by=actor[:100], assignment_key=assignment_key, created_at=now)
     lines_made = [(line, _fulfil(scope, account, order, line, now)) for line in checked]
     # No relationships order these inserts, so each level of foreign keys is flushed
     # before the rows that point at it.

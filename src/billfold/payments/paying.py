@@ -11,7 +11,7 @@ form submitted twice names the same payment (its submission key) and charges onc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from billfold.core.db import transaction
 from billfold.core.errors import Conflict, FieldError, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount
+from billfold.invoicing.models import Invoice
 from billfold.ledger.service import SourceRef
 from billfold.payments import ledgering, notify, sessions
 from billfold.payments.allocation import Payable, Share, allocate
@@ -238,6 +239,12 @@ def record_outcome(session: Session, gateway: Gateway, payment: Payment,
         return
     payment.status = result.status
     payment.settles_on = result.settles_on
+    settle(session, scope, payment)
+
+
+def settle(session: Session, scope: Scope, payment: Payment) -> None:
+    """A payment the gateway took (or money received outside it): give it a receipt
+    number, apply it, mark its session paid and its entry balanced, and tell the biller."""
     number = sequences.next_values(session, scope, RECEIPT_SERIES, 1, gap_free=False)[0]
     payment.receipt_number = f"RCT-{number:06d}"
     paid = apply(session, scope, payment)
@@ -246,7 +253,13 @@ def record_outcome(session: Session, gateway: Gateway, payment: Payment,
         assert row is not None
         row.status, row.payment_id, row.paid_at = "paid", payment.id, clock.utcnow()
     session.flush()
+    for hook in SETTLED_HOOKS:
+        hook(session, scope, payment)
     notify.payment_succeeded(session, scope, payment, paid)
+
+
+# Told of every payment settled, in its transaction: entries plug in here.
+SETTLED_HOOKS: list[Callable[[Session, Scope, Payment], None]] = []
 
 
 def apply(session: Session, scope: Scope, payment: Payment) -> list[Any]:
@@ -258,12 +271,15 @@ def apply(session: Session, scope: Scope, payment: Payment) -> list[Any]:
     external = [(line.get("invoice_number"), int(line["pay_minor"]))
                 for line in payment.lines if not line.get("billing_account_id")]
     lock_accounts(session, {line["billing_account_id"] for line in on_record})
-    invoices = ledgering.lock_invoices(session, [line["invoice_id"] for line in on_record
-                                                 if line.get("invoice_id")])
+    wanted: dict[str, int] | None = {line["invoice_id"]: int(line["pay_minor"])
+                                     for line in on_record if line.get("invoice_id")}
+    chosen = list(wanted or ())
+    if not wanted and any(line.get("oldest_first") for line in on_record):
+        # Paid on the account with no invoice named: its open invoices, oldest due first.
+        chosen, wanted = open_invoice_ids(session, scope, str(payment.billing_account_id)), None
+    invoices = ledgering.lock_invoices(session, chosen)
     payables = [Payable(i.id, i.billing_account_id, i.amount_due_minor, i.due_date, i.number)
                 for i in invoices.values() if i.status in sessions.PAYABLE_STATUSES]
-    wanted = {line["invoice_id"]: int(line["pay_minor"]) for line in on_record
-              if line.get("invoice_id")}
     shares: list[Share] = []
     if on_record:
         assert payment.billing_account_id is not None
@@ -273,6 +289,13 @@ def apply(session: Session, scope: Scope, payment: Payment) -> list[Any]:
                              shares=shares, external=external, fee_minor=payment.fee_minor,
                              kind="payment", description=f"Payment {payment.receipt_number}")
     return [i for i in touched if i.status == "paid"]
+
+
+def open_invoice_ids(session: Session, scope: Scope, billing_account_id: str) -> list[str]:
+    return list(session.scalars(select(Invoice.id).where(
+        Invoice.tenant_id == scope.tenant_id, Invoice.mode == scope.mode,
+        Invoice.billing_account_id == billing_account_id,
+        Invoice.status.in_(sessions.PAYABLE_STATUSES))))
 
 
 def lock_accounts(session: Session, account_ids: set[str]) -> None:

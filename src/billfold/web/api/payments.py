@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from billfold.core.db import transaction
 from billfold.core.scope import Scope
 from billfold.notifications import webhooks
-from billfold.payments import after, cloud, cloudpayments, notify, sessions
+from billfold.payments import after, cloud, cloudpayments, entries, notify, recording, sessions
 from billfold.payments.models import Payment, PaySession, Refund
 from billfold.tenants import service as tenants
 from billfold.web.api.schemas import Id, Input, page_of
@@ -173,6 +173,33 @@ def list_payments(db: DbSession, caller: ApiCaller, page: Pagination,
 @router.get("/payments/{payment_id}", response_model=PaymentOut, tags=["payments"])
 def get_payment(payment_id: str, db: DbSession, caller: ApiCaller) -> dict[str, Any]:
     return notify.describe(after.get_payment(db, caller.scope, payment_id))
+
+
+class PaymentIn(Input):
+    billing_account_id: Id
+    amount_minor: Annotated[StrictInt, Field(ge=1, le=10**15)]
+    method: Literal["check", "cash", "wire", "other", "card", "ach"] = Field(
+        description="check, cash, wire or other: money received outside Billfold, applied "
+        "at once; card or ach: charge the saved instrument_token through the gateway")
+    instrument_token: Annotated[StrictStr, Field(max_length=100)] | None = None
+    invoice_ids: list[Id] = Field([], max_length=500, description="Invoices to pay, in this "
+                                  "order; none: the account's open invoices, oldest due first")
+    reference: Annotated[StrictStr, Field(max_length=500)] | None = Field(
+        None, description="Check number, wire reference…")
+
+
+@router.post("/payments", response_model=PaymentOut, status_code=201, tags=["payments"])
+def record_payment(body: PaymentIn, request: Request, db: DbSession, caller: ApiCaller
+                   ) -> dict[str, Any]:
+    """Record a payment on a billing account and apply it; any excess is unapplied cash."""
+    key = request.headers.get("idempotency-key")
+    payment = recording.record(
+        _factory(request, db), request.app.state.gateways, caller.scope,
+        billing_account_id=body.billing_account_id, amount_minor=body.amount_minor,
+        method=body.method, instrument_token=body.instrument_token,
+        invoice_ids=body.invoice_ids, reference=body.reference,
+        submission_key=f"api:{key}"[:200] if key else None)
+    return notify.describe(payment)
 
 
 class RefundIn(Input):
@@ -429,3 +456,87 @@ def _cloud_session(request: Request, caller: Caller,
         created = cloud.create_session(db, caller.scope, parsed, actor=caller.actor)
         url = created.url(request.app.state.settings.base_url)
         return {"Data": {"CloudPaymentURL": url, "SessionId": created.session.id}}
+
+
+# -- entries ------------------------------------------------------------------------------
+
+
+class EntryCustomerIn(Input):
+    company_name: Annotated[StrictStr, Field(max_length=200)] | None = None
+    first_name: Annotated[StrictStr, Field(max_length=100)] | None = None
+    last_name: Annotated[StrictStr, Field(max_length=100)] | None = None
+    primary_email: Annotated[StrictStr, Field(max_length=254)]
+
+
+class SalesOrderLineIn(Input):
+    price_id: Id
+    quantity: Annotated[StrictInt, Field(ge=1, le=10**6)] = 1
+    start_date: date | None = None
+
+
+class EntryIn(Input):
+    assignment_key: Annotated[StrictStr, Field(min_length=1, max_length=100)] = Field(
+        description="Unique per tenant; the invoice finalized with it gets this money")
+    amount_minor: Annotated[StrictInt, Field(ge=1, le=10**15)]
+    currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
+    billing_account_id: Id | None = None
+    customer: EntryCustomerIn | None = Field(None, description="A new customer (with a "
+                                             "billing account) instead of billing_account_id")
+    description: Annotated[StrictStr, Field(max_length=500)] | None = None
+    sales_order: list[SalesOrderLineIn] | None = Field(
+        None, max_length=100, description="Lines of an order placed on the account now; the "
+        "next bill run invoices it, with this assignment key")
+    return_url: Url | None = None
+    postback_url: Url | None = None
+
+
+class EntryOut(BaseModel):
+    id: str
+    object: str = "entry"
+    assignment_key: str
+    status: str
+    amount_minor: int
+    currency: str
+    billing_account_id: str
+    description: str | None
+    order_id: str | None
+    payment_id: str | None
+    invoice_id: str | None
+    payment_url: str | None = Field(None, description="Shown only when created")
+    created_at: datetime
+    balanced_at: datetime | None
+    assigned_at: datetime | None
+
+
+def _entry_out(row: Any, url: str | None = None) -> dict[str, Any]:
+    return {**{k: getattr(row, k) for k in EntryOut.model_fields if k not in
+               ("object", "payment_url")}, "payment_url": url}
+
+
+@router.post("/entries", response_model=EntryOut, status_code=201, tags=["entries"])
+def create_entry(body: EntryIn, request: Request, db: DbSession, caller: ApiCaller
+                 ) -> dict[str, Any]:
+    """A prepayment with an assignment key and the link that pays it (card only)."""
+    with transaction(db):
+        sales_order = None if body.sales_order is None else [
+            {k: v for k, v in line.model_dump().items() if v is not None}
+            for line in body.sales_order]
+        entry, created = entries.create_entry(
+            db, caller.scope, assignment_key=body.assignment_key, amount_minor=body.amount_minor,
+            currency=body.currency, billing_account_id=body.billing_account_id,
+            customer=body.customer.model_dump(exclude_none=True) if body.customer else None,
+            description=body.description, sales_order=sales_order,
+            return_url=body.return_url, postback_url=body.postback_url, actor=caller.actor)
+        return _entry_out(entry, created.url(request.app.state.settings.base_url))
+
+
+@router.get("/entries", response_model=page_of(EntryOut), tags=["entries"])
+def list_entries(db: DbSession, caller: ApiCaller, page: Pagination) -> dict[str, object]:
+    rows = entries.list_entries(db, caller.scope, limit=page.limit + 1,
+                                starting_after=page.starting_after)
+    return paged([_entry_out(r) for r in rows], page)
+
+
+@router.get("/entries/{entry_id}", response_model=EntryOut, tags=["entries"])
+def get_entry(entry_id: str, db: DbSession, caller: ApiCaller) -> dict[str, Any]:
+    return _entry_out(entries.get_entry(db, caller.scope, entry_id))

@@ -1,0 +1,147 @@
+"""Payments recorded through the API (``POST /v1/payments``): money received outside the
+payment page — a check, cash, a wire — applied at once; or a charge of an instrument the
+gateway saved earlier (a token, never a card number), in the same three steps as a page
+payment. Either way the money goes on the invoices named, in that order, else on the
+account's open invoices oldest due first; what is left is unapplied cash."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from billfold.core import clock, ids
+from billfold.core.db import among, get_scoped, transaction
+from billfold.core.errors import FieldError, ValidationFailed
+from billfold.core.scope import Scope
+from billfold.customers.models import BillingAccount
+from billfold.invoicing.models import Invoice
+from billfold.payments import paying, sessions
+from billfold.payments.gateways.base import ChargeRequest, Gateway, GatewayTimeout, SavedInstrument
+from billfold.payments.models import Payment
+from billfold.tenants import service as tenants
+
+OFFLINE_METHODS = ("check", "cash", "wire", "other")
+GATEWAY_METHODS = ("card", "ach")
+MAX_MINOR = 10**15
+
+
+def record(factory: sessionmaker[Session], gateway_for: Any, scope: Scope, *,
+           billing_account_id: str, amount_minor: int, method: str,
+           instrument_token: str | None = None, invoice_ids: Sequence[str] = (),
+           reference: str | None = None, submission_key: str | None = None) -> Payment:
+    """Record (or, with a saved instrument, charge) a payment on a billing account."""
+    with factory() as session, transaction(session):
+        key = submission_key or ids.new_id("payment")
+        earlier = session.scalars(select(Payment).where(
+            Payment.tenant_id == scope.tenant_id, Payment.mode == scope.mode,
+            Payment.submission_key == key)).one_or_none()
+        if earlier is not None:
+            session.expunge(earlier)
+            return earlier
+        payment = _new(session, scope, billing_account_id=billing_account_id,
+                       amount_minor=amount_minor, method=method,
+                       instrument_token=instrument_token, invoice_ids=invoice_ids,
+                       reference=reference, key=key)
+        if method in OFFLINE_METHODS:
+            payment.status, payment.gateway = "succeeded", "none"
+            paying.settle(session, scope, payment)
+            session.flush()
+            session.expunge(payment)
+            return payment
+        payment_id = payment.id
+    return _charge(factory, gateway_for(scope), scope, payment_id, str(instrument_token))
+
+
+def _charge(factory: sessionmaker[Session], gateway: Gateway, scope: Scope, payment_id: str,
+            token: str) -> Payment:
+    with factory() as session:
+        payment = get_scoped(session, Payment, payment_id, scope, "payment")
+        request = ChargeRequest(idempotency_key=payment.id, amount_minor=payment.amount_minor,
+                                currency=payment.currency, method=SavedInstrument(token),
+                                description=f"Payment {payment.id}", on_date=payment.payment_date)
+    try:
+        result = gateway.charge(scope, request)
+    except GatewayTimeout:
+        with factory() as session, transaction(session):
+            found = get_scoped(session, Payment, payment_id, scope, "payment", for_update=True)
+            found.status, found.updated_at = "unknown", clock.utcnow()
+        return _detached(factory, scope, payment_id)
+    with factory() as session, transaction(session):
+        found = get_scoped(session, Payment, payment_id, scope, "payment", for_update=True)
+        paying.record_outcome(session, gateway, found, result)
+    return _detached(factory, scope, payment_id)
+
+
+def _detached(factory: sessionmaker[Session], scope: Scope, payment_id: str) -> Payment:
+    with factory() as session:
+        payment: Payment = get_scoped(session, Payment, payment_id, scope, "payment")
+        session.expunge(payment)
+        return payment
+
+
+def _new(session: Session, scope: Scope, *, billing_account_id: str, amount_minor: int,
+         method: str, instrument_token: str | None, invoice_ids: Sequence[str],
+         reference: str | None, key: str) -> Payment:
+    problems: list[FieldError] = []
+    account = session.get(BillingAccount, billing_account_id)
+    if account is None or account.tenant_id != scope.tenant_id or account.mode != scope.mode:
+        raise ValidationFailed([FieldError("billing_account_id", "no such billing account",
+                                           "not_found")])
+    if not isinstance(amount_minor, int) or not 1 <= amount_minor <= MAX_MINOR:
+        problems.append(FieldError("amount_minor", f"must be from 1 to {MAX_MINOR}"))
+    if method not in OFFLINE_METHODS + GATEWAY_METHODS:
+        problems.append(FieldError("method", "must be one of "
+                                   + ", ".join(OFFLINE_METHODS + GATEWAY_METHODS)))
+    elif method in GATEWAY_METHODS and not instrument_token:
+        problems.append(FieldError("instrument_token", f"is required to charge a {method}: the "
+                                   "token of an instrument the gateway saved", "required"))
+    elif method in OFFLINE_METHODS and instrument_token:
+        problems.append(FieldError("instrument_token", f"does not go with a {method} payment"))
+    lines = _lines(session, scope, account, list(invoice_ids), amount_minor, problems)
+    if problems:
+        raise ValidationFailed(problems)
+    now = clock.utcnow()
+    payment = Payment(
+        id=ids.new_id("payment"), tenant_id=scope.tenant_id, mode=scope.mode,
+        submission_key=key, pay_session_id=None, entry_id=None, billing_account_id=account.id,
+        method=method, status="processing", amount_minor=amount_minor, fee_minor=0,
+        refunded_minor=0, currency=account.currency, gateway="",
+        description=(reference or "")[:500] or None, payment_date=tenants.today(session, scope),
+        created_at=now, updated_at=now, lines=lines)
+    session.add(payment)
+    session.flush()
+    return payment
+
+
+def _lines(session: Session, scope: Scope, account: BillingAccount, invoice_ids: list[str],
+           amount_minor: int, problems: list[FieldError]) -> list[dict[str, Any]]:
+    holder = {"key": "account", "invoice_id": None, "invoice_number": None,
+              "account_number": account.number, "billing_account_id": account.id}
+    if not invoice_ids:
+        return [{**holder, "pay_minor": amount_minor, "oldest_first": True}]
+    found = {i.id: i for i in session.scalars(select(Invoice).where(
+        Invoice.tenant_id == scope.tenant_id, Invoice.mode == scope.mode,
+        among(session, Invoice.id, invoice_ids)))}
+    lines, left = [], amount_minor if isinstance(amount_minor, int) else 0
+    for index, invoice_id in enumerate(invoice_ids):
+        invoice = found.get(invoice_id)
+        field = f"invoice_ids[{index}]"
+        if invoice is None or invoice.billing_account_id != account.id:
+            problems.append(FieldError(field, "is not an invoice of this billing account",
+                                       "not_found"))
+        elif invoice.status not in sessions.PAYABLE_STATUSES:
+            problems.append(FieldError(field, f"is {invoice.status}; only open invoices can be "
+                                       "paid", "invoice_not_payable"))
+        elif invoice_ids.count(invoice_id) > 1:
+            problems.append(FieldError(field, "is listed twice"))
+        else:
+            take = min(left, invoice.amount_due_minor)
+            left -= take
+            lines.append({**holder, "key": str(index + 1), "invoice_id": invoice.id,
+                          "invoice_number": invoice.number, "pay_minor": take})
+    if left:
+        lines.append({**holder, "pay_minor": left})
+    return [line for line in lines if line["pay_minor"]]

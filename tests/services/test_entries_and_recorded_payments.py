@@ -1,0 +1,162 @@
+"""Prepayment entries with assignment keys, and payments recorded through the API."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from billfold.catalog import service as catalog
+from billfold.core.db import transaction
+from billfold.core.errors import ValidationFailed
+from billfold.core.scope import Scope
+from billfold.invoicing import billrun
+from billfold.invoicing import service as invoicing
+from billfold.invoicing.models import Invoice
+from billfold.payments import entries, paying, recording, sessions
+from billfold.payments.gateways.base import CardDetails
+from billfold.payments.models import Entry
+from tests.services.conftest import ACTOR, Desk
+from tests.services.test_bill_runs import work
+from tests.services.test_payments import Till
+
+
+@pytest.fixture
+def till(sessions: sessionmaker[Session], session: Session, scope: Scope, ref: Any) -> Till:
+    return Till(sessions, session, scope, Desk(session, scope, ref))
+
+
+def pay_entry(till: Till, token: str, card: str = "4242424242424242") -> Any:
+    return paying.pay(till.factory, till.gateway, token, paying.Submission(
+        nonce="n", amounts={"1": till.entry_amount}, method="card",
+        details=CardDetails(card, 12, 2030, "123", "Ada")))
+
+
+def new_entry(till: Till, key: str, amount: int = 2500, **extra: Any) -> tuple[Entry, str]:
+    till.entry_amount = amount  # type: ignore[attr-defined]
+    with transaction(till.session):
+        entry, created = entries.create_entry(
+            till.session, till.scope, assignment_key=key, amount_minor=amount, currency="USD",
+            billing_account_id=till.account.id, actor=ACTOR, **extra)
+    return entry, created.token
+
+
+def entry_of(till: Till, entry_id: str) -> Entry:
+    return till.get(Entry, entry_id)
+
+
+def keyed_invoice(till: Till, key: str, amount: int) -> Invoice:
+    with transaction(till.session):
+        draft = invoicing.create_draft(
+            till.session, till.scope, billing_account_id=till.account.id, assignment_key=key,
+            lines=[{"description": "Order SO-1", "quantity": 1, "unit_amount_minor": amount}],
+            actor=ACTOR)
+        return invoicing.finalize(till.session, till.scope, invoice_id=draft.id, actor=ACTOR)
+
+
+class TestEntries:
+    def test_a_paid_entry_is_balanced_and_holds_unapplied_cash(self, till: Till) -> None:
+        entry, token = new_entry(till, "SO-1")
+        assert pay_entry(till, token).status == "succeeded"
+        assert entry_of(till, entry.id).status == "balanced"
+        assert till.balances()["unapplied_cash"] == {"USD": 2500}
+        assert till.events("entry.balanced") == 1
+
+    def test_the_invoice_finalized_with_its_key_takes_the_money(self, till: Till) -> None:
+        entry, token = new_entry(till, "SO-2")
+        pay_entry(till, token)
+        invoice = keyed_invoice(till, "SO-2", 2500)
+        assert till.reread(invoice).status == "paid"
+        found = entry_of(till, entry.id)
+        assert (found.status, found.invoice_id) == ("assigned", invoice.id)
+        assert till.balances() == {"receivable": {"USD": 0}, "unapplied_cash": {"USD": 0}}
+        assert till.events("entry.assigned") == 1
+
+    def test_an_invoice_that_exists_already_is_paid_when_the_entry_is(self, till: Till) -> None:
+        invoice = keyed_invoice(till, "SO-3", 3000)
+        entry, token = new_entry(till, "SO-3", 2000)
+        pay_entry(till, token)
+        assert till.reread(invoice).status == "partially_paid"
+        assert entry_of(till, entry.id).status == "assigned"
+
+    def test_a_sales_order_is_billed_by_the_next_run_and_assigned(self, till: Till) -> None:
+        with transaction(till.session):
+            product = catalog.create_product(till.session, till.scope, name="Widget kit",
+                                             sku="KIT-1", tax_category="standard")
+            price = catalog.create_price(till.session, till.scope, product_id=product.id,
+                                         kind="one_time", amounts_minor={"USD": 2500})
+        entry, token = new_entry(till, "SO-4", sales_order=[
+            {"price_id": price.id, "quantity": 1, "start_date": date(2026, 2, 1)}])
+        pay_entry(till, token)
+        with transaction(till.session):
+            billrun.start_bill_run(till.session, till.scope, as_of_date=date(2026, 3, 1),
+                                   actor=ACTOR)
+        work(till.factory)
+        found = entry_of(till, entry.id)
+        assert found.status == "assigned"
+        invoice = till.get(Invoice, str(found.invoice_id))
+        assert (invoice.assignment_key, invoice.status) == ("SO-4", "paid")
+
+    def test_an_assignment_key_is_used_once(self, till: Till) -> None:
+        new_entry(till, "SO-5")
+        with pytest.raises(ValidationFailed) as refused:
+            new_entry(till, "SO-5")
+        assert refused.value.errors[0].field == "assignment_key"
+
+    def test_a_declined_card_leaves_the_entry_open(self, till: Till) -> None:
+        entry, token = new_entry(till, "SO-6")
+        assert pay_entry(till, token, card="4000000000000002").status == "failed"
+        assert entry_of(till, entry.id).status == "open"
+        with till.factory() as s:
+            assert sessions.find(s, token).allow_ach is False  # entries pay by card only
+
+
+class TestRecordedPayments:
+    def test_a_check_pays_the_oldest_invoices_first_and_keeps_the_rest(self, till: Till) -> None:
+        first, second = till.invoice(1000), till.invoice(2000)
+        payment = recording.record(till.factory, lambda scope: till.gateway, till.scope,
+                                   billing_account_id=till.account.id, amount_minor=3500,
+                                   method="check", reference="Check 1001")
+        assert payment.status == "succeeded" and payment.receipt_number
+        assert till.reread(first).status == till.reread(second).status == "paid"
+        assert till.balances()["unapplied_cash"] == {"USD": 500}
+
+    def test_named_invoices_are_paid_in_the_order_given(self, till: Till) -> None:
+        first, second = till.invoice(1000), till.invoice(2000)
+        recording.record(till.factory, lambda scope: till.gateway, till.scope,
+                         billing_account_id=till.account.id, amount_minor=2500, method="wire",
+                         invoice_ids=[second.id, first.id])
+        assert till.reread(second).status == "paid"
+        assert till.reread(first).amount_due_minor == 500
+
+    def test_a_saved_card_is_charged_through_the_gateway(self, till: Till) -> None:
+        first = till.pay(till.pay_session(till.invoice(1000)))
+        second = till.invoice(700)
+        again = recording.record(till.factory, lambda scope: till.gateway, till.scope,
+                                 billing_account_id=till.account.id, amount_minor=700,
+                                 method="card", instrument_token=first.instrument_token,
+                                 invoice_ids=[second.id])
+        assert again.status == "succeeded" and again.last4 == "4242"
+        assert till.reread(second).status == "paid"
+
+    def test_the_same_submission_key_records_once(self, till: Till) -> None:
+        till.invoice(1000)
+        args = {"billing_account_id": till.account.id, "amount_minor": 1000, "method": "cash",
+                "submission_key": "api:k1"}
+        one = recording.record(till.factory, lambda scope: till.gateway, till.scope, **args)
+        two = recording.record(till.factory, lambda scope: till.gateway, till.scope, **args)
+        assert one.id == two.id
+
+    def test_refuses_an_invoice_of_another_account(self, till: Till) -> None:
+        other = till.desk.new_account("Other Co")
+        invoice = till.invoice(1000, account=other)
+        with pytest.raises(ValidationFailed) as refused:
+            recording.record(till.factory, lambda scope: till.gateway, till.scope,
+                             billing_account_id=till.account.id, amount_minor=1000,
+                             method="check", invoice_ids=[invoice.id])
+        assert refused.value.errors[0].field == "invoice_ids[0]"
+        with till.factory() as s:
+            assert s.scalars(select(Invoice.status).where(Invoice.id == invoice.id)).one() == "open"
