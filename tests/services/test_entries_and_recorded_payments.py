@@ -120,7 +120,8 @@ class TestRecordedPayments:
         payment = recording.record(till.factory, lambda scope: till.gateway, till.scope,
                                    billing_account_id=till.account.id, amount_minor=3500,
                                    method="check", reference="Check 1001")
-        assert payment.status == "succeeded" and payment.receipt_number
+        assert payment.status == "succeeded"
+        assert payment.receipt_number
         assert till.reread(first).status == till.reread(second).status == "paid"
         assert till.balances()["unapplied_cash"] == {"USD": 500}
 
@@ -139,7 +140,8 @@ class TestRecordedPayments:
                                  billing_account_id=till.account.id, amount_minor=700,
                                  method="card", instrument_token=first.instrument_token,
                                  invoice_ids=[second.id])
-        assert again.status == "succeeded" and again.last4 == "4242"
+        assert again.status == "succeeded"
+        assert again.last4 == "4242"
         assert till.reread(second).status == "paid"
 
     def test_the_same_submission_key_records_once(self, till: Till) -> None:
