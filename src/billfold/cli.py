@@ -143,7 +143,7 @@ def demo() -> None:
     settings = get_settings()
     sessions = _sessions()
     with sessions() as session:
-        result = demo_data.load(session, settings.data_dir)
+        result = demo_data.load(session, settings.data_dir, settings.base_url)
     # The demo's bill run, PDFs, print batch and mail are jobs: run every due job here, as
     # `billfold worker --once` does, so the demo is complete before `serve` starts.
     _worker_loop(once=True, sessions=sessions)
@@ -160,10 +160,16 @@ def demo() -> None:
         where = "sent through BILLFOLD_SMTP_URL" if settings.smtp_url \
             else f"written as .eml files to {billing.mail_dir}/"
         typer.echo(f"  mail:         {billing.emailed} invoice emails {where}")
+    with sessions() as session:
+        link = demo_data.pay_link(session, result.tenant_id, settings.base_url)
     typer.echo(f"API docs:     {settings.base_url}/docs")
     typer.echo(f"demo API key: {result.api_key}")
     typer.echo(f"try: curl -H 'Authorization: Bearer {result.api_key}' "
                f"{settings.base_url}/v1/customers")
+    if link is not None:
+        typer.echo(f"pay a Widgets International invoice (test card 4242 4242 4242 4242): {link}")
+    typer.echo("a Cloud Payments V2 request (its CloudPaymentURL is a payment page):")
+    typer.echo("  " + demo_data.cloud_payments_curl(result.api_key, settings.base_url))
 
 
 @app.command()

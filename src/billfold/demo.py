@@ -19,11 +19,14 @@ it, renders every invoice's PDF and the run's print batch, and mails the invoice
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -43,6 +46,7 @@ from billfold.notifications import mailer
 from billfold.notifications.models import OutboxMessage
 from billfold.orders import service as orders
 from billfold.orders.models import Order
+from billfold.payments import sessions as pay_sessions
 from billfold.tenants import service as tenants
 from billfold.tenants.models import AccountCategory, BillCycle, PaymentTerm
 
@@ -103,7 +107,8 @@ def _customer(session: Session, scope: Scope, external_number: str) -> Customer 
         Customer.external_number == external_number)).first()
 
 
-def load(session: Session, data_dir: Path) -> DemoResult:
+def load(session: Session, data_dir: Path, base_url: str = "http://127.0.0.1:8000"
+         ) -> DemoResult:
     """Create the demo tenant, its customers and orders and start its bill run, unless
     they exist. Writes the test-mode API key to ``data_dir``/demo-api-key.txt."""
     key_file = data_dir / "demo-api-key.txt"
@@ -124,6 +129,11 @@ def load(session: Session, data_dir: Path) -> DemoResult:
             "enable_account_hierarchy_management": True,
             "invoice_distribution_options": ["none", "email", "paper", "paper_and_email"],
             "time_zone": "America/Chicago",
+            # The demo's own pages may be ReturnURL, and postbacks may go to a receiver on
+            # this machine (test mode only); pay links live a day.
+            "allowed_origins": [_origin(base_url)],
+            "allow_private_postback_targets": True,
+            "pay_session_minutes": 1440,
         })
         created = _seed(session, scope)
     summary = (f"created the seed's customers and orders and started a bill run as of "
@@ -337,3 +347,50 @@ def billing(session: Session, tenant_id: str, data_dir: Path) -> DemoBilling | N
         pdf_dir=files.path(delivery.pdf_key(scope, run.id)).parent,
         print_batch=print_batch if print_batch.is_file() else None,
         mail_dir=files.path(mailer.eml_key(run.id)).parent)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def pay_link(session: Session, tenant_id: str, base_url: str) -> str | None:
+    """A fresh payment page for an open invoice of Widgets International, or None while
+    the demo's bill run has not issued one."""
+    scope = Scope(tenant_id, "test")
+    customer = _customer(session, scope, "WIDGETS-INTL")
+    if customer is None:
+        return None
+    invoice = session.scalars(select(Invoice).where(
+        Invoice.tenant_id == scope.tenant_id, Invoice.mode == scope.mode,
+        Invoice.customer_id == customer.id, Invoice.status.in_(("open", "partially_paid")))
+        .order_by(Invoice.currency != "USD", Invoice.id).limit(1)).first()
+    if invoice is None:
+        return None
+    with transaction(session):
+        created = pay_sessions.create_native(session, scope, invoices=[{
+            "invoice_id": invoice.id, "allow_partial": True, "card_fee_minor": 0}],
+            return_url=f"{_origin(base_url)}/docs")
+    return created.url(base_url)
+
+
+def cloud_payments_curl(api_key: str, base_url: str) -> str:
+    """A ready curl of a Cloud Payments V2 request against this demo."""
+    body = json.dumps({
+        "CreateCustomerRecord": True,
+        "Customers": [{"AccountNumber": "CP-DEMO-001", "Name": "John S",
+                       "Address": "123 Main Street", "City": "Tampa", "State": "FL",
+                       "Zip": "33602", "EmailAddress": "john@example.com",
+                       "Invoices": [{"InvoiceNumber": "CP-INV-001", "TypeID": 6,
+                                     "DueDate": "08/20/2099", "InvoiceDate": "04/27/2024",
+                                     "BalanceDue": 10.00, "CCServiceFee": 1.00,
+                                     "AchServiceFee": 1.00, "AllowPartialPayments": True}]}],
+        "AllowSwipe": False, "AllowCCPayment": True, "AllowACHPayment": True, "AllowEMV": False,
+        "ReturnURL": f"{_origin(base_url)}/docs", "PostBackURL": "",
+        "BillerReference": "DEMO-REF-1", "ViewMode": 0,
+        "PageResultOptions": {"AllowRegisterAccount": False, "InvoiceOptions": {
+            "AllowViewStatement": False, "AllowRemove": True, "AllowViewRelated": False,
+            "AllowRemindMe": False}}})
+    basic = base64.b64encode(api_key.encode()).decode()
+    return (f"curl -s -X POST {base_url}/cloudpayments/v2 -H 'Authorization: Basic {basic}' "
+            f"-H 'Content-Type: application/json' -d '{body}'")

@@ -68,7 +68,7 @@ class Owner:
 
 @pytest.fixture
 def owner(make_client: Any) -> Owner:
-    a = make_client(allow_multi_customer_accounts=True)
+    a = make_client(allow_multi_customer_accounts=True, allow_private_postback_targets=True)
     ref = seed_reference(a)
     field_def = a.post("/v1/custom_fields", json={
         "object_type": "billing_account", "key": "region", "label": "Region",
@@ -107,6 +107,17 @@ def owner(make_client: Any) -> Owner:
     assert adjustment.status_code == 201, adjustment.text
     rule = a.post("/v1/invoice_distribution_rules", json={"billing_account_id": account_id})
     assert rule.status_code == 201, rule.text
+    endpoint = a.post("/v1/webhook_endpoints", json={"url": "http://127.0.0.1:9/hooks"})
+    assert endpoint.status_code == 201, endpoint.text
+    pay_session = a.post("/v1/pay_sessions", json={"invoices": [{"invoice_id": invoice["id"]}]})
+    assert pay_session.status_code == 201, pay_session.text
+    payment = a.post("/v1/payments", json={"billing_account_id": account_id, "amount_minor": 500,
+                                           "method": "check", "invoice_ids": [invoice["id"]]})
+    assert payment.status_code == 201, payment.text
+    entry = a.post("/v1/entries", json={"assignment_key": "OWN-SO-1", "amount_minor": 900,
+                                        "currency": "USD", "billing_account_id": account_id})
+    assert entry.status_code == 201, entry.text
+    delivery = a.get("/v1/webhook_deliveries").json()["data"][0]
     by_parameter = {
         "customer_id": customer_id, "account_id": account_id, "billing_account_id": account_id,
         "bill_cycle_id": ref["bill_cycle_id"], "account_category_id": ref["account_category_id"],
@@ -116,7 +127,9 @@ def owner(make_client: Any) -> Owner:
         "product_id": product["id"], "price_id": recurring["id"], "order_id": order.json()["id"],
         "service_id": service_line["service_id"], "bill_run_id": run.json()["id"],
         "invoice_id": invoice["id"], "adjustment_id": adjustment.json()["id"],
-        "distribution_rule_id": rule.json()["id"],
+        "distribution_rule_id": rule.json()["id"], "endpoint_id": endpoint.json()["id"],
+        "session_id": pay_session.json()["id"], "payment_id": payment.json()["id"],
+        "entry_id": entry.json()["id"], "delivery_id": delivery["id"],
     }
     all_ids = {*by_parameter.values(), second.json()["id"], one_time["id"],
                charge_line["pending_charge_id"], service_line["id"], charge_line["id"]}

@@ -24,7 +24,7 @@ from billfold.ledger.service import AccountRef, PostingLine, SourceRef
 from billfold.money import Money
 from billfold.payments import ledgering, notify, paying, sessions
 from billfold.payments.allocation import Payable, Share, allocate, take_back
-from billfold.payments.gateways.base import Gateway, GatewayEvent
+from billfold.payments.gateways.base import Gateway, GatewayEvent, RefundResult
 from billfold.payments.models import (
     BlockedBankAccount,
     Dispute,
@@ -54,8 +54,9 @@ def get_payment(session: Session, scope: Scope, payment_id: str, *, for_update: 
 
 def refund(factory: sessionmaker[Session], gateway: Gateway, scope: Scope, *, payment_id: str,
            amount_minor: int | None = None, reason: str | None = None) -> Refund:
-    """Refund all (the default) or part of a card payment through the gateway. A refund
-    of everything still refunded gives the service fee back too. The invoices the payment
+    """Refund all (the default) or part of a card payment through the gateway (a payment
+    recorded as received outside Billfold — a check — is refunded by recording it). A
+    refund of everything left gives the service fee back too. The invoices the payment
     paid last reopen first."""
     with factory() as session, transaction(session):
         payment = get_payment(session, scope, payment_id, for_update=True)
@@ -82,9 +83,12 @@ def refund(factory: sessionmaker[Session], gateway: Gateway, scope: Scope, *, pa
         row.idempotency_key = row.id
         session.add(row)
         reference, refund_id = str(payment.gateway_reference), row.id
-        total = amount + row.fee_minor
-    result = gateway.refund(scope, reference=reference, amount_minor=total,
-                            idempotency_key=refund_id)
+        total, outside = amount + row.fee_minor, payment.gateway == "none"
+    if outside:  # money received outside Billfold goes back the same way: only recorded
+        result = RefundResult("succeeded", None, "recorded")
+    else:
+        result = gateway.refund(scope, reference=reference, amount_minor=total,
+                                idempotency_key=refund_id)
     with factory() as session, transaction(session):
         done = session.get(Refund, refund_id, with_for_update=True)
         assert done is not None

@@ -71,7 +71,8 @@ def plan(row: PaySession, lines: list[dict[str, Any]], amounts: Mapping[str, int
     if method not in ("card", "ach") or (method == "card" and not row.allow_card) \
             or (method == "ach" and not row.allow_ach):
         allowed = [m for m, on in (("card", row.allow_card), ("ach", row.allow_ach)) if on]
-        problems.append(FieldError("method", f"must be one of {', '.join(allowed)}"))
+        problems.append(FieldError("method", f"must be one of {', '.join(allowed)}",
+                                   "method_not_allowed"))
     by_key = {line["key"]: line for line in lines}
     for key in amounts:
         if key not in by_key:
@@ -82,18 +83,21 @@ def plan(row: PaySession, lines: list[dict[str, Any]], amounts: Mapping[str, int
         if line["key"] not in amounts:
             if not row.options.get("allow_remove", True):
                 problems.append(FieldError(f"amounts[{line['key']}]",
-                                           "every invoice of this payment must be paid"))
+                                           "every invoice of this payment must be paid",
+                                           "invoice_required"))
             continue
         pay, due = amounts[line["key"]], line["balance_due_minor"]
         where = f"amounts[{line['key']}]"
         minimum = line.get("minimum_amount_due_minor") or 1
         if pay > due:
-            problems.append(FieldError(where, f"is more than the balance of {due}"))
+            problems.append(FieldError(where, f"is more than the balance of {due}",
+                                       "amount_over_balance"))
         elif pay != due and not line.get("allow_partial"):
             problems.append(FieldError(where, "must be the whole balance: this invoice cannot "
                                        "be paid in part", "partial_not_allowed"))
         elif pay < minimum:
-            problems.append(FieldError(where, f"must be at least the minimum of {minimum}"))
+            problems.append(FieldError(where, f"must be at least the minimum of {minimum}",
+                                       "amount_below_minimum"))
         else:
             chosen.append({**line, "pay_minor": pay})
     if not chosen and not problems:

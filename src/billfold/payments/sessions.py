@@ -123,7 +123,7 @@ def create_native(session: Session, scope: Scope, *, invoices: Sequence[Mapping[
                   allow_card: bool = True, allow_ach: bool = True, allow_remove: bool = True,
                   return_url: str | None = None, postback_url: str | None = None,
                   css_url: str | None = None, reference: str | None = None,
-                  locale: str | None = None) -> Created:
+                  locale: str | None = None, view_mode: int = 0) -> Created:
     """A session over invoices of this tenant, each {invoice_id, allow_partial?,
     minimum_amount_minor?, card_fee_minor?, ach_fee_minor?}."""
     problems = check_urls(session, scope, {"return_url": return_url,
@@ -173,7 +173,7 @@ def create_native(session: Session, scope: Scope, *, invoices: Sequence[Mapping[
                        payers=payers, create_customer_record=True, allow_card=allow_card,
                        allow_ach=allow_ach, options={"allow_remove": allow_remove},
                        return_url=return_url, postback_url=postback_url, css_url=css_url,
-                       biller_reference=reference, locale=locale)
+                       biller_reference=reference, locale=locale, view_mode=view_mode)
 
 
 def _accounts(session: Session, scope: Scope, account_ids: set[str]) -> dict[str, BillingAccount]:

@@ -62,6 +62,8 @@ class PaySessionIn(Input):
     reference: Annotated[StrictStr, Field(max_length=200)] | None = Field(
         None, description="Your own reference, sent back in postbacks")
     locale: Literal["en", "es", "fr", "de"] | None = None
+    view_mode: Literal[0, 1] = Field(0, description="0: the payer is sent to the page; 1: "
+                                     "the page is framed by one of the allowed origins")
 
 
 class PaySessionOut(BaseModel):
@@ -101,7 +103,7 @@ def create_pay_session(body: PaySessionIn, request: Request, db: DbSession,
             db, caller.scope, invoices=[i.model_dump() for i in body.invoices],
             allow_card=body.allow_card, allow_ach=body.allow_ach, allow_remove=body.allow_remove,
             return_url=body.return_url, postback_url=body.postback_url, css_url=body.css_url,
-            reference=body.reference, locale=body.locale)
+            reference=body.reference, locale=body.locale, view_mode=body.view_mode)
         return session_out(db, created.session, created.url(request.app.state.settings.base_url))
 
 
@@ -231,6 +233,7 @@ def create_refund(payment_id: str, body: RefundIn, request: Request, db: DbSessi
                   caller: ApiCaller) -> dict[str, Any]:
     """Refund a card payment in full or in part through the gateway; the invoices it paid
     last reopen first."""
+    after.get_payment(db, caller.scope, payment_id)  # 404 before asking for a gateway
     row = after.refund(_factory(request, db), _gateway(request, caller.scope), caller.scope,
                        payment_id=payment_id, amount_minor=body.amount_minor, reason=body.reason)
     return _refund_out(row)
@@ -247,6 +250,7 @@ def list_refunds(payment_id: str, db: DbSession, caller: ApiCaller) -> dict[str,
 def void_payment(payment_id: str, request: Request, db: DbSession, caller: ApiCaller
                  ) -> dict[str, Any]:
     """Cancel a bank payment before it settles; the invoices it paid reopen."""
+    after.get_payment(db, caller.scope, payment_id)
     payment = after.void(_factory(request, db), _gateway(request, caller.scope), caller.scope,
                          payment_id=payment_id)
     return notify.describe(payment)

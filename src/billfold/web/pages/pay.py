@@ -1,0 +1,224 @@
+"""The hosted payment page, ``/pay/{token}``: choose invoices, amounts and method; review
+the fee and total; pay; see the receipt. Two steps because without JavaScript the total
+can only be shown after a round trip.
+
+Every handler here touches the database, so each is a plain ``def`` run in the thread pool.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request
+from starlette.datastructures import FormData
+from starlette.responses import RedirectResponse, Response
+
+from billfold.core.errors import BillfoldError, Conflict, NotFound, ValidationFailed
+from billfold.payments import paying, sessions
+from billfold.payments.gateways.base import BankDetails, CardDetails
+from billfold.payments.models import Payment
+from billfold.web.pages import pay_forms as forms
+from billfold.web.pages import pay_state, pay_views, rendering
+from billfold.web.pages.i18n import Translator, negotiate
+from billfold.web.pages.pay_forms import Choices, PageError
+
+router = APIRouter(prefix="/pay", include_in_schema=False)
+
+
+async def read_form(request: Request) -> FormData:
+    # Two fields per invoice (its tick and its amount) at the most, and never a file.
+    return await request.form(max_files=0, max_fields=2 * sessions.MAX_LINES + 50)
+
+
+Form = Annotated[FormData, Depends(read_form)]
+
+
+class Page:
+    """One request's payment page: its session (None for a token that names none), the
+    payer's language, and the responses it can give."""
+
+    def __init__(self, request: Request, token: str) -> None:
+        self.request, self.token = request, token
+        try:
+            self.state: pay_state.PageState | None = pay_state.load(request.app.state.sessions, token)
+        except NotFound:
+            self.state = None
+        preferred = self.state.row.locale if self.state else None
+        self.t = Translator(negotiate(preferred, request.headers.get("accept-language")))
+        self.url = f"{request.scope.get('root_path', '')}/pay/{quote(token, safe='')}"
+
+    @property
+    def known(self) -> pay_state.PageState:
+        assert self.state is not None
+        return self.state
+
+    # -- responses ----------------------------------------------------------------------
+    def render(self, template: str, status: int = 200, **context: Any) -> Response:
+        state = self.state
+        settings = self.request.app.state.settings
+        return rendering.render(self.request, template, {
+            "t": self.t, "lang": self.t.locale.tag, "page_url": self.url,
+            "biller": state.biller if state else "Billfold",
+            "css_url": state.row.css_url if state else None,
+            "return_url": state.row.return_url if state else None, **context},
+            status=status, policy=state.policy if state else rendering.FramePolicy(),
+            secure=str(settings.base_url).startswith("https://"))
+
+    def message(self, title: str, note: str, status: int, link: tuple[str, str] | None = None
+                ) -> Response:
+        return self.render("pay_message.html", status, title=title, note=note, link=link)
+
+    def redirect(self, suffix: str = "") -> Response:
+        policy = self.state.policy if self.state else rendering.FramePolicy()
+        return RedirectResponse(self.url + suffix, status_code=303, headers=policy.headers())
+
+    def not_found(self) -> Response:
+        return self.message(self.t("not_found_title"), self.t("not_found_note"), 404)
+
+    def forbidden(self) -> Response:
+        return self.message(self.t("csrf_title"), self.t("csrf_note"), 403,
+                            link=(self.url, self.t("reload")))
+
+    def gone(self) -> Response:
+        return self.message(self.t("expired_title"),
+                            self.t("expired_note", biller=self.known.biller), 410)
+
+    def unconfirmed(self) -> Response:
+        return self.message(self.t("unknown_title"), self.t("unknown_note"), 200)
+
+    def outcome(self, payment: Payment) -> Response:
+        if payment.status == "processing":  # another request of this payer's is charging now
+            return self.message(self.t("processing_title"), self.t("processing_note"), 200,
+                                link=(self.url + "/receipt", self.t("view_receipt")))
+        if payment.status == "unknown":
+            return self.unconfirmed()
+        return self.render("pay_receipt.html", receipt=pay_views.receipt_view(payment, self.t))
+
+    def choose(self, choices: Choices, errors: Sequence[PageError] = (), status: int = 200
+               ) -> Response:
+        state = self.known
+        return self.render(
+            "pay_choose.html", status, lines=pay_views.line_views(state, choices, self.t),
+            accounts=pay_views.accounts(state, self.t), methods=state.methods, choices=choices,
+            allow_remove=state.allow_remove, errors=list(errors), by_field=forms.by_field(errors))
+
+    def review(self, choices: Choices, plan: paying.Plan, *, errors: Sequence[PageError] = (),
+               form: FormData | None = None, failure: str | None = None, status: int = 200
+               ) -> Response:
+        # A fresh nonce per rendering: a retry after a decline is a new payment, while the
+        # same rendered form submitted twice names the first one.
+        return self.render(
+            "pay_review.html", status, method=choices.method, failure=failure,
+            plan=pay_views.plan_view(plan, choices, self.known.row.currency, self.t),
+            echo=forms.echo(form), nonce=secrets.token_urlsafe(24), errors=list(errors),
+            by_field=forms.by_field(errors))
+
+    # -- steps ----------------------------------------------------------------------------
+    def settled(self) -> Response | None:
+        """The page to show instead of the form when the session cannot be paid now."""
+        if self.state is None:
+            return self.not_found()
+        row, payment = self.state.row, self.state.payment
+        if row.status != "open" and payment is not None:
+            return self.outcome(payment)
+        if row.status != "open":
+            return self.unconfirmed()
+        if self.state.expired:
+            return self.gone()
+        return None
+
+    def refused(self, form: FormData) -> Response | None:
+        if self.state is None:
+            return self.not_found()
+        return None if rendering.csrf_ok(self.request, form) else self.forbidden()
+
+    def check(self, choices: Choices) -> tuple[paying.Plan, dict[str, int]] | Response:
+        state = self.known
+        amounts, errors = forms.amounts_of(choices, state, self.t)
+        if errors:
+            return self.choose(choices, errors, 422)
+        try:
+            return paying.plan(state.row, state.lines, amounts, choices.method), amounts
+        except ValidationFailed as error:
+            return self.choose(choices, forms.explain(error.errors, state, amounts, self.t), 422)
+
+    def submit(self, choices: Choices, plan: paying.Plan, amounts: dict[str, int],
+               details: CardDetails | BankDetails, nonce: str, form: FormData) -> Response:
+        client = self.request.client
+        submission = paying.Submission(nonce=nonce, amounts=amounts, method=choices.method,
+                                       details=details, remote_ip=client.host if client else None)
+        app_state = self.request.app.state
+        try:
+            gateway = app_state.gateways(self.known.scope)
+        except BillfoldError:  # live mode before a gateway is configured
+            return self.message(self.t("unavailable_title"),
+                                self.t("unavailable_note", biller=self.known.biller), 503)
+        try:
+            payment = paying.pay(app_state.sessions, gateway, self.token, submission)
+        except sessions.SessionExpired:
+            return self.gone()
+        except ValidationFailed as error:
+            return self.choose(choices, forms.explain(error.errors, self.known, amounts, self.t),
+                               422)
+        except Conflict:
+            return self.redirect("/receipt")  # paid meanwhile, or an attempt still in flight
+        if payment.status == "failed":
+            failure = self.t.decline(payment.failure_code, payment.failure_message)
+            return self.review(choices, plan, form=form, failure=failure)
+        return self.redirect("/receipt")
+
+
+@router.get("/{token}")
+def show(token: str, request: Request) -> Response:
+    page = Page(request, token)
+    return page.settled() or page.choose(forms.default_choices(page.known, page.t.locale.babel))
+
+
+@router.post("/{token}/review")
+def review(token: str, request: Request, form: Form) -> Response:
+    page = Page(request, token)
+    stop = page.refused(form) or page.settled()
+    if stop is not None:
+        return stop
+    choices = forms.read_choices(form, page.known)
+    if "edit" in form:
+        return page.choose(choices)
+    checked = page.check(choices)
+    if isinstance(checked, Response):
+        return checked
+    return page.review(choices, checked[0])
+
+
+@router.post("/{token}")
+def pay(token: str, request: Request, form: Form) -> Response:
+    page = Page(request, token)
+    stop = page.refused(form) or page.settled()
+    if stop is not None:
+        return stop
+    nonce = forms.nonce_of(form)
+    if nonce is None:
+        return page.forbidden()
+    choices = forms.read_choices(form, page.known)
+    checked = page.check(choices)
+    if isinstance(checked, Response):
+        return checked
+    plan, amounts = checked
+    details, errors = forms.read_details(form, choices.method, page.t)
+    if details is None:
+        return page.review(choices, plan, errors=errors, form=form, status=422)
+    return page.submit(choices, plan, amounts, details, nonce, form)
+
+
+@router.get("/{token}/receipt")
+def receipt(token: str, request: Request) -> Response:
+    page = Page(request, token)
+    if page.state is None:
+        return page.not_found()
+    payment = page.state.payment
+    if payment is None or payment.status == "failed":
+        # A declined attempt was shown by the response to it; here there is only the form.
+        return page.gone() if page.state.expired else page.redirect()
+    return page.outcome(payment)

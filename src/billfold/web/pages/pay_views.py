@@ -1,0 +1,117 @@
+"""What the payment page's templates show, already formatted in the payer's language: the
+templates print these values and decide nothing about money."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from billfold.payments.models import Payment
+from billfold.payments.notify import CARD_TYPES
+from billfold.payments.paying import Plan
+from billfold.web.pages.i18n import Translator
+from billfold.web.pages.pay_forms import Choices
+from billfold.web.pages.pay_state import PageState
+
+
+@dataclass(frozen=True, slots=True)
+class LineView:
+    key: str
+    slot: int  # 1-based position: element ids use it, since a key may hold any character
+    number: str
+    account: str
+    invoice_date: str
+    due_date: str
+    balance: str
+    partial: bool
+    hint: str  # the range a part payment may take
+    included: bool
+    amount_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaidLine:
+    number: str
+    account: str
+    amount: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlanView:
+    lines: list[PaidLine]
+    amount: str
+    fee: str
+    total: str
+    pay_label: str  # "Pay $21.00"
+    hidden: list[tuple[str, str]]  # the step-1 choices, carried to the Pay form
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptView:
+    number: str
+    date: str
+    lines: list[PaidLine]
+    amount: str
+    fee: str
+    total: str
+    method: str  # "Visa •••• 4242"
+    pending: bool
+
+
+def accounts(state: PageState, t: Translator) -> list[str]:
+    seen = dict.fromkeys((p.get("name") or "", p.get("account_number") or "")
+                         for p in state.row.payers)
+    if not seen:
+        seen = dict.fromkeys(("", line.get("account_number") or "") for line in state.lines)
+    return [t("account_item", name=name, number=number) if name else number
+            for name, number in seen if number]
+
+
+def line_views(state: PageState, choices: Choices, t: Translator) -> list[LineView]:
+    currency = state.row.currency
+    return [LineView(
+        key=line["key"], slot=slot, number=str(line.get("invoice_number") or ""),
+        account=str(line.get("account_number") or ""), invoice_date=t.date(line.get("invoice_date")),
+        due_date=t.date(line.get("due_date")), balance=t.money(line["balance_due_minor"], currency),
+        partial=bool(line.get("allow_partial")), hint=_hint(line, currency, t),
+        included=line["key"] in choices.included,
+        amount_text=choices.amount_texts.get(line["key"], ""))
+        for slot, line in enumerate(state.lines, start=1)]
+
+
+def _hint(line: dict[str, Any], currency: str, t: Translator) -> str:
+    minimum = line.get("minimum_amount_due_minor") or 1
+    return t("amount_hint", minimum=t.money(minimum, currency),
+             balance=t.money(line["balance_due_minor"], currency))
+
+
+def plan_view(plan: Plan, choices: Choices, currency: str, t: Translator) -> PlanView:
+    total = t.money(plan.total_minor, currency)
+    hidden = [("include", key) for key in choices.included]
+    hidden += [(f"amounts[{key}]", choices.amount_texts[key]) for key in choices.included
+               if key in choices.amount_texts]
+    hidden.append(("method", choices.method))
+    return PlanView(
+        lines=[PaidLine(str(line.get("invoice_number") or ""), str(line.get("account_number") or ""),
+                        t.money(line["pay_minor"], currency)) for line in plan.lines],
+        amount=t.money(plan.amount_minor, currency), fee=t.money(plan.fee_minor, currency),
+        total=total, pay_label=t("pay_button", total=total), hidden=hidden)
+
+
+def receipt_view(payment: Payment, t: Translator) -> ReceiptView:
+    currency = payment.currency
+    return ReceiptView(
+        number=payment.receipt_number or payment.id, date=t.date(payment.payment_date),
+        lines=[PaidLine(str(line.get("invoice_number") or ""), str(line.get("account_number") or ""),
+                        t.money(int(line["pay_minor"]), currency)) for line in payment.lines],
+        amount=t.money(payment.amount_minor, currency), fee=t.money(payment.fee_minor, currency),
+        total=t.money(payment.amount_minor + payment.fee_minor, currency),
+        method=method_label(payment, t), pending=payment.status == "pending")
+
+
+def method_label(payment: Payment, t: Translator) -> str:
+    last4 = payment.last4 or ""
+    if payment.method == "ach":
+        return t("bank_masked", last4=last4)
+    brand = CARD_TYPES.get(payment.brand or "", t("method_card"))
+    return t("card_masked", brand=brand, last4=last4)
