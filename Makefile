@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export BILLFOLD_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: demo test lint unit test-sqlite test-postgres bench lock serve clean
+.PHONY: demo test lint unit test-sqlite test-postgres bench lock serve clean browser
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Billfold needs Python 3.11 ($(PYTHON))"; exit 1; }
@@ -26,10 +26,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test-sqlite: $(STAMP)
+# The page tests drive Debian's Chromium through Playwright (never a downloaded browser).
+browser:
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+
+test-sqlite: $(STAMP) browser
 	BILLFOLD_TEST_DATABASE=sqlite $(BIN)/pytest -q -n 2 -p no:cacheprovider
 
-test-postgres: $(STAMP)
+test-postgres: $(STAMP) browser
 	BILLFOLD_TEST_DATABASE=postgres $(BIN)/pytest -q -n 2 -p no:cacheprovider
 
 test: lint test-sqlite test-postgres

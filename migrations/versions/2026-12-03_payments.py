@@ -207,6 +207,9 @@ def upgrade() -> None:
     with op.batch_alter_table('refund', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_refund_payment_id'), ['payment_id'], unique=False)
 
+    with op.batch_alter_table('billing_account', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('email_confirmations', sa.Boolean(), server_default=sa.true(), nullable=False))
+
     with op.batch_alter_table('order', schema=None) as batch_op:
         batch_op.add_column(sa.Column('assignment_key', sa.String(length=100), nullable=True))
 
@@ -229,6 +232,9 @@ def downgrade() -> None:
 
     with op.batch_alter_table('order', schema=None) as batch_op:
         batch_op.drop_column('assignment_key')
+
+    with op.batch_alter_table('billing_account', schema=None) as batch_op:
+        batch_op.drop_column('email_confirmations')
 
     with op.batch_alter_table('refund', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_refund_payment_id'))

@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from billfold.core.db import transaction
 from billfold.core.errors import Conflict, ValidationFailed
 from billfold.core.scope import Scope
+from billfold.customers import service as customers
 from billfold.invoicing import service as invoicing
 from billfold.invoicing.models import Invoice
 from billfold.ledger import service as ledger
 from billfold.ledger import verify
+from billfold.notifications import outbox
 from billfold.notifications.webhook_models import Event
 from billfold.payments import after, paying, sessions
 from billfold.payments.gateways.base import BankDetails, CardDetails
@@ -284,6 +286,26 @@ class TestChargebacks:
                 after.handle_event(s, till.scope, till.gateway, event)
         assert till.balances()["receivable"] == {"USD": 1000}
         assert till.events("payment.disputed") == 2  # opened, then lost
+
+
+class TestConfirmations:
+    def test_the_payer_is_emailed_the_receipt(self, till: Till) -> None:
+        payment = till.pay(till.pay_session(till.invoice(1000), card_fee_minor=100))
+        with till.factory() as s:
+            sent = outbox.deliveries_for(s, till.scope, "payment", payment.id)
+        assert len(sent) == 1
+        assert sent[0].to == ["billing@acme.example"]
+        assert payment.receipt_number in sent[0].text_body
+        assert "Visa •••• 4242" in sent[0].text_body
+        assert "4242424242424242" not in sent[0].text_body
+
+    def test_no_email_when_the_account_turned_confirmations_off(self, till: Till) -> None:
+        with transaction(till.session):
+            customers.update_billing_account(till.session, till.scope, account_id=till.account.id,
+                                             changes={"email_confirmations": False}, actor=ACTOR)
+        payment = till.pay(till.pay_session(till.invoice(1000)))
+        with till.factory() as s:
+            assert outbox.deliveries_for(s, till.scope, "payment", payment.id) == []
 
 
 class TestLostOutcomes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billfold.core.db import Base, TenantScoped, search_key_type
@@ -128,6 +128,8 @@ class BillingAccount(TenantScoped, Base):
     payment_term_id: Mapped[str | None] = mapped_column(ForeignKey("payment_term.id"))
     authorize_auto_payment: Mapped[bool] = mapped_column(Boolean)
     auto_pay_offset_days: Mapped[int] = mapped_column(Integer)
+    # The payer is sent a confirmation with the receipt of every payment.
+    email_confirmations: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSON)
     number_key: Mapped[str] = mapped_column(search_key_type(40))
     external_number_key: Mapped[str | None] = mapped_column(search_key_type(40))

@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from billfold.core.scope import Scope
+from billfold.customers.models import BillingAccount, Customer
 from billfold.invoicing.models import Invoice
 from billfold.money import Money
-from billfold.notifications import webhooks
+from billfold.notifications import outbox, webhooks
 from billfold.payments.models import Entry, Payment, PaySession
 from billfold.tenants import service as tenants
 
@@ -66,6 +67,53 @@ def payment_succeeded(session: Session, scope: Scope, payment: Payment,
             "total_minor": invoice.total_minor, "currency": invoice.currency,
             "payment_id": payment.id}, ("invoice", invoice.id))
     _postback(session, scope, payment, approved=True)
+    _confirm(session, scope, payment)
+
+
+def _confirm(session: Session, scope: Scope, payment: Payment) -> None:
+    """The payer's confirmation email with the receipt, when the account asks for one."""
+    account = session.get(BillingAccount, payment.billing_account_id) \
+        if payment.billing_account_id else None
+    if account is None or not account.email_confirmations:
+        return
+    customer = session.get(Customer, account.customer_id)
+    to = payment.payer_email or (customer.primary_email if customer else None)
+    if not to:
+        return
+    biller = tenants.get_tenant(session, scope.tenant_id).name
+    text = receipt_text(payment, biller, account.preferred_language or "en")
+    outbox.enqueue_email(session, scope, to=[to],
+                         subject=f"{biller}: payment received, receipt {payment.receipt_number}",
+                         text=text, about=("payment", payment.id))
+
+
+def masked_method(payment: Payment) -> str:
+    if payment.method == "card":
+        return f"{CARD_TYPES.get(payment.brand or '', 'Card')} •••• {payment.last4 or ''}"
+    if payment.method == "ach":
+        return f"Bank account •••• {payment.last4 or ''}"
+    return payment.method.title()
+
+
+def receipt_text(payment: Payment, biller: str, locale: str) -> str:
+    def amount(minor: int) -> str:
+        try:
+            return Money(minor, payment.currency).format(locale.replace("-", "_"))
+        except Exception:  # a language Babel has no locale data for: English formatting
+            return Money(minor, payment.currency).format()
+
+    lines = [f"Thank you for your payment to {biller}.", "",
+             f"Receipt number: {payment.receipt_number}",
+             f"Date:           {payment.payment_date.isoformat()}",
+             f"Paid with:      {masked_method(payment)}", ""]
+    lines += [f"  {line.get('invoice_number') or 'On account'}: {amount(int(line['pay_minor']))}"
+              for line in payment.lines]
+    if payment.fee_minor:
+        lines.append(f"  Service fee: {amount(payment.fee_minor)}")
+    lines += ["", f"Total: {amount(payment.amount_minor + payment.fee_minor)}"]
+    if payment.status == "pending":
+        lines += ["", "Bank payments settle in a few business days."]
+    return "\n".join(lines) + "\n"
 
 
 def payment_failed(session: Session, scope: Scope, payment: Payment) -> None:

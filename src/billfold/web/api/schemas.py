@@ -188,6 +188,8 @@ class BillingAccountFields(Input):
     payment_term_id: Id | None = None
     authorize_auto_payment: StrictBool | None = None
     auto_pay_offset_days: Annotated[StrictInt, Field(ge=-30, le=30)] | None = None
+    email_confirmations: StrictBool | None = Field(
+        None, description="Email the payer a confirmation with the receipt of every payment")
     custom_fields: dict[Annotated[str, Field(max_length=64)], CustomValue] | None = None
 
 
@@ -286,6 +288,7 @@ class BillingAccountOut(BaseModel):
     payment_term_id: str | None
     authorize_auto_payment: bool
     auto_pay_offset_days: int
+    email_confirmations: bool
     custom_fields: dict[str, Any]
     is_default: bool
     mode: str
@@ -367,6 +370,7 @@ class SummaryOut(BaseModel):
     payment_term: PaymentTermOut | None
     authorize_auto_payment: bool
     auto_pay_offset_days: int
+    email_confirmations: bool
     is_default: bool
     managed_accounts_count: int
     responsible_account_id: str | None
