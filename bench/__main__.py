@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import bill_run, http_create, machine, pdf_render, search, service_create
+from bench import bill_run, http_create, machine, payments, pdf_render, search, service_create
 from bench.backends import BACKENDS, DEFAULT_POSTGRES_URL, autovacuum_stand_in, fresh_database
 
 Benchmark = Callable[..., list[dict[str, Any]]]
@@ -30,6 +30,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "search": search.run,
     "pdf_render": pdf_render.run,
     "bill_run": bill_run.run,
+    "pay_sessions": payments.run_sessions,
+    "payment_record": payments.run_record,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

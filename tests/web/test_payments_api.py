@@ -111,6 +111,21 @@ class TestNativePaySessions:
         assert body["status"] == "open"
         assert biller.get(f"/v1/pay_sessions/{body['id']}").json()["url"] is None
 
+    def test_invoices_kept_elsewhere_are_given_inline(self, biller: Any) -> None:
+        response = biller.post("/v1/pay_sessions", json={
+            "currency": "USD", "payer": {"name": "Ada Payer", "email": "ada@example.com"},
+            "invoices": [{"number": "EXT-1", "amount_due_minor": 4200, "allow_partial": True}]})
+        assert response.status_code == 201, response.text
+        line = response.json()["lines"][0]
+        assert (line["invoice_id"], line["invoice_number"], line["balance_due_minor"]) == (
+            None, "EXT-1", 4200)
+
+    def test_inline_invoices_need_a_currency(self, biller: Any) -> None:
+        response = biller.post("/v1/pay_sessions", json={
+            "invoices": [{"number": "EXT-1", "amount_due_minor": 4200}]})
+        assert_problem(response, 422)
+        assert response.json()["errors"][0]["field"] == "currency"
+
     def test_refuses_a_paid_or_missing_invoice(self, biller: Any) -> None:
         response = biller.post("/v1/pay_sessions", json={"invoices": [
             {"invoice_id": "inv_" + "0" * 32}]})

@@ -7,7 +7,7 @@ import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -123,16 +123,19 @@ def create_native(session: Session, scope: Scope, *, invoices: Sequence[Mapping[
                   allow_card: bool = True, allow_ach: bool = True, allow_remove: bool = True,
                   return_url: str | None = None, postback_url: str | None = None,
                   css_url: str | None = None, reference: str | None = None,
-                  locale: str | None = None, view_mode: int = 0) -> Created:
+                  locale: str | None = None, view_mode: int = 0, currency: str | None = None,
+                  payer: Mapping[str, Any] | None = None) -> Created:
     """A session over invoices of this tenant, each {invoice_id, allow_partial?,
-    minimum_amount_minor?, card_fee_minor?, ach_fee_minor?}."""
+    minimum_amount_minor?, card_fee_minor?, ach_fee_minor?}, or given inline — invoices
+    Billfold does not keep: {number, amount_due_minor, due_date?, account_number?, and the
+    same options} in ``currency``, paid by ``payer`` {name?, email?}."""
     problems = check_urls(session, scope, {"return_url": return_url,
                                            "postback_url": postback_url, "css_url": css_url})
     if not allow_card and not allow_ach:
         problems.append(FieldError("allow_ach", "card and bank payments cannot both be off"))
     if not 1 <= len(invoices) <= MAX_LINES:
         problems.append(FieldError("invoices", f"give 1 to {MAX_LINES} invoices"))
-    wanted = [str(i.get("invoice_id")) for i in invoices]
+    wanted = [str(i.get("invoice_id")) for i in invoices if i.get("invoice_id")]
     found = {i.id: i for i in session.scalars(select(Invoice).where(
         Invoice.tenant_id == scope.tenant_id, Invoice.mode == scope.mode,
         among(session, Invoice.id, wanted)))}
@@ -140,6 +143,10 @@ def create_native(session: Session, scope: Scope, *, invoices: Sequence[Mapping[
     lines, currencies = [], set()
     for index, raw in enumerate(invoices):
         where = f"invoices[{index}]"
+        if not raw.get("invoice_id"):
+            lines += _inline(index, raw, currency, problems)
+            currencies.add(currency or "")
+            continue
         invoice = found.get(str(raw.get("invoice_id")))
         if invoice is None:
             problems.append(FieldError(f"{where}.invoice_id", "no such invoice", "not_found"))
@@ -162,18 +169,56 @@ def create_native(session: Session, scope: Scope, *, invoices: Sequence[Mapping[
             allow_partial=bool(raw.get("allow_partial", False)), minimum_minor=minimum,
             cc_fee_minor=int(raw.get("card_fee_minor") or 0),
             ach_fee_minor=int(raw.get("ach_fee_minor") or 0)))
-    if len(currencies) > 1:
+    if "" in currencies:
+        problems.append(FieldError("currency", "is required with invoices given inline",
+                                   "required"))
+    elif len(currencies) > 1:
         problems.append(FieldError("invoices", "are in more than one currency; pay each "
                                    "currency in a session of its own", "currency_mismatch"))
     if problems:
         raise ValidationFailed(problems)
     payers = payers_of(session, [accounts[a] for a in dict.fromkeys(
-        line["billing_account_id"] for line in lines)])
+        line["billing_account_id"] for line in lines if line["billing_account_id"])])
+    if any(not line["billing_account_id"] for line in lines):
+        payers.append({"account_number": None, "display_account_number": None,
+                       "billing_account_id": None, "name": (payer or {}).get("name"),
+                       "address": None, "city": None, "state": None, "zip": None,
+                       "email": (payer or {}).get("email")})
     return new_session(session, scope, kind="native", currency=currencies.pop(), lines=lines,
-                       payers=payers, create_customer_record=True, allow_card=allow_card,
+                       payers=payers, create_customer_record=bool(found), allow_card=allow_card,
                        allow_ach=allow_ach, options={"allow_remove": allow_remove},
                        return_url=return_url, postback_url=postback_url, css_url=css_url,
                        biller_reference=reference, locale=locale, view_mode=view_mode)
+
+
+def _inline(index: int, raw: Mapping[str, Any], currency: str | None,
+            problems: list[FieldError]) -> list[dict[str, Any]]:
+    """A line for an invoice the biller keeps elsewhere: what it says is what is paid."""
+    where = f"invoices[{index}]"
+    number, amount = raw.get("number"), raw.get("amount_due_minor")
+    found = len(problems)
+    if not isinstance(number, str) or not number.strip() or len(number) > 100:
+        problems.append(FieldError(f"{where}.number", "give an invoice_id, or the number (1 to "
+                                   "100 characters) and amount_due_minor of an invoice kept "
+                                   "elsewhere", "required"))
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 1 <= amount <= 10**15:
+        problems.append(FieldError(f"{where}.amount_due_minor", "must be from 1 to 10^15",
+                                   "required"))
+    minimum = raw.get("minimum_amount_minor")
+    if isinstance(amount, int) and minimum is not None and minimum > amount:
+        problems.append(FieldError(f"{where}.minimum_amount_minor",
+                                   "is more than the amount due"))
+    if len(problems) > found or currency is None:
+        return []
+    due = raw.get("due_date")
+    return [{"key": str(index + 1), "invoice_id": None, "invoice_number": str(number).strip(),
+             "billing_account_id": None, "account_number": raw.get("account_number"),
+             "type_id": None, "invoice_date": None,
+             "due_date": due.isoformat() if isinstance(due, date) else due,
+             "balance_due_minor": amount, "cc_fee_minor": int(raw.get("card_fee_minor") or 0),
+             "ach_fee_minor": int(raw.get("ach_fee_minor") or 0),
+             "minimum_amount_due_minor": minimum,
+             "allow_partial": bool(raw.get("allow_partial", False))}]
 
 
 def _accounts(session: Session, scope: Scope, account_ids: set[str]) -> dict[str, BillingAccount]:

@@ -43,7 +43,12 @@ def _gateway(request: Request, scope: Scope) -> Any:
 
 
 class PaySessionInvoiceIn(Input):
-    invoice_id: Id
+    invoice_id: Id | None = Field(None, description="An invoice of this tenant; or, for one "
+                                  "kept elsewhere, number and amount_due_minor")
+    number: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = None
+    amount_due_minor: Annotated[StrictInt, Field(ge=1, le=10**15)] | None = None
+    due_date: date | None = None
+    account_number: Annotated[StrictStr, Field(max_length=100)] | None = None
     allow_partial: StrictBool = False
     minimum_amount_minor: Minor | None = Field(None, description="Least the payer may pay on "
                                                "it when paying in part")
@@ -62,6 +67,11 @@ class PaySessionIn(Input):
     reference: Annotated[StrictStr, Field(max_length=200)] | None = Field(
         None, description="Your own reference, sent back in postbacks")
     locale: Literal["en", "es", "fr", "de"] | None = None
+    currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")] | None = Field(
+        None, description="Required with invoices given inline")
+    payer: dict[Annotated[StrictStr, Field(max_length=20)],
+                Annotated[StrictStr, Field(max_length=200)]] | None = Field(
+        None, description="{name, email} of the payer of inline invoices")
     view_mode: Literal[0, 1] = Field(0, description="0: the payer is sent to the page; 1: "
                                      "the page is framed by one of the allowed origins")
 
@@ -100,10 +110,11 @@ def create_pay_session(body: PaySessionIn, request: Request, db: DbSession,
     stays payable for the tenant's ``pay_session_minutes`` and can be paid once."""
     with transaction(db):
         created = sessions.create_native(
-            db, caller.scope, invoices=[i.model_dump() for i in body.invoices],
+            db, caller.scope, invoices=[i.model_dump(exclude_none=True) for i in body.invoices],
             allow_card=body.allow_card, allow_ach=body.allow_ach, allow_remove=body.allow_remove,
             return_url=body.return_url, postback_url=body.postback_url, css_url=body.css_url,
-            reference=body.reference, locale=body.locale, view_mode=body.view_mode)
+            reference=body.reference, locale=body.locale, view_mode=body.view_mode,
+            currency=body.currency, payer=body.payer)
         return session_out(db, created.session, created.url(request.app.state.settings.base_url))
 
 
