@@ -72,8 +72,9 @@ def enqueue_email(session: Session, scope: Scope, *, to: Sequence[str], subject:
         status="queued", attempts=0, created_at=clock.utcnow(),
     )
     session.add(message)
-    jobs.enqueue(session, kind=DELIVER, key=message.id, scope=scope,
-                 payload={"message_id": message.id})
+    # The key is the id of a message made just now: no job can hold it yet.
+    jobs.enqueue_many(session, kind=DELIVER, scope=scope,
+                      items=[(message.id, {"message_id": message.id})])
     return message
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billfold.core import clock
+from billfold.core import clock, txcache
 from billfold.core.db import get_scoped
 from billfold.core.errors import Conflict, FieldError, ValidationFailed
 from billfold.core.ids import new_id
@@ -70,6 +70,7 @@ def create_endpoint(session: Session, scope: Scope, *, url: str, enabled_events:
         description=description or None, enabled_events=events, secret=signing.new_secret(),
         status="enabled", created_at=now, updated_at=now)
     session.add(endpoint)
+    txcache.forget(session)  # emit() keeps the endpoints of the transaction
     return endpoint, endpoint.secret
 
 
@@ -115,6 +116,7 @@ def update_endpoint(session: Session, scope: Scope, *, endpoint_id: str,
         endpoint.status = status
         endpoint.disabled_reason = "disabled by the biller" if status == "disabled" else None
     endpoint.updated_at = clock.utcnow()
+    txcache.forget(session)
     return endpoint
 
 
@@ -179,9 +181,11 @@ def emit(session: Session, scope: Scope, *, type: str, data: dict[str, Any], abo
                   data=data, about_type=about[0] if about else None,
                   about_id=about[1] if about else None, created_at=now)
     session.add(event)
-    endpoints = list(session.scalars(select(WebhookEndpoint).where(
-        WebhookEndpoint.tenant_id == scope.tenant_id, WebhookEndpoint.mode == scope.mode,
-        WebhookEndpoint.status == "enabled").order_by(WebhookEndpoint.id)))
+    # A payment emits several events in one transaction; the endpoints are read once.
+    endpoints = txcache.cached(session, ("webhook_endpoints", scope), lambda: list(
+        session.scalars(select(WebhookEndpoint).where(
+            WebhookEndpoint.tenant_id == scope.tenant_id, WebhookEndpoint.mode == scope.mode,
+            WebhookEndpoint.status == "enabled").order_by(WebhookEndpoint.id))))
     for endpoint in endpoints:
         if endpoint.subscribes_to(type):
             _queue(session, scope, kind="webhook", url=endpoint.url, body=body,

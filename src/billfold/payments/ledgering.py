@@ -66,22 +66,29 @@ def posting_lines(payment: Payment, shares: Sequence[Share], external_minor: int
 
 def post(session: Session, scope: Scope, payment: Payment, *, source: SourceRef,
          shares: Sequence[Share], external: Sequence[tuple[str | None, int]], fee_minor: int,
-         kind: str, description: str, extra: Sequence[PostingLine] = ()) -> list[Invoice]:
+         kind: str, description: str, extra: Sequence[PostingLine] = (),
+         invoices: dict[str, Invoice] | None = None) -> list[Invoice]:
     """Post one entry for these shares (negative shares take money off invoices), write
     their allocation rows and move the invoices' paid amounts. Returns the invoices
-    touched, locked, with their new status."""
+    touched, locked, with their new status. ``invoices`` are the shares' invoices if the
+    caller locked them already. Every source is new (a payment, refund, dispute… made in
+    this transaction), so the entry goes in with post_many's few statements."""
     sign = 1 if kind in ("payment", "reinstate") else -1
     external_minor = sum(a for _, a in external)
     magnitudes = [Share(s.invoice_id, s.billing_account_id, sign * s.amount_minor) for s in shares]
     lines = posting_lines(payment, magnitudes, sign * external_minor, sign * fee_minor, sign=sign)
     lines = [line for line in lines if line.amount.minor] + list(extra)
     if len(lines) >= 2:
-        ledger.post(session, scope, source=source, lines=lines, description=description,
-                    effective_date=tenants.today(session, scope))
+        ledger.post_many(session, scope, [ledger.NewEntry(
+            source, lines, description, tenants.today(session, scope))])
+    wanted = [s.invoice_id for s in shares if s.invoice_id]
+    if invoices is None or not set(wanted) <= set(invoices):
+        invoices = lock_invoices(session, wanted)
     now = clock.utcnow()
     rows = [PaymentAllocation(
         id=ids.new_id("payment_allocation"), tenant_id=scope.tenant_id, mode=scope.mode,
-        payment_id=payment.id, kind=kind, invoice_id=s.invoice_id, invoice_number=None,
+        payment_id=payment.id, kind=kind, invoice_id=s.invoice_id,
+        invoice_number=invoices[s.invoice_id].number if s.invoice_id else None,
         billing_account_id=s.billing_account_id, amount_minor=s.amount_minor, created_at=now)
         for s in shares if s.amount_minor]
     rows += [PaymentAllocation(
@@ -90,18 +97,14 @@ def post(session: Session, scope: Scope, payment: Payment, *, source: SourceRef,
         billing_account_id=None, amount_minor=amount, created_at=now)
         for number, amount in external if amount]
     session.add_all(rows)
-    invoices = lock_invoices(session, [s.invoice_id for s in shares if s.invoice_id])
+    touched = {}
     for share in shares:
         if share.invoice_id:
-            invoice = invoices[share.invoice_id]
+            invoice = touched[share.invoice_id] = invoices[share.invoice_id]
             invoice.amount_paid_minor += share.amount_minor
             invoicing.settle_status(invoice)
-    numbers = {i.id: i.number for i in invoices.values()}
-    for row in rows:
-        if row.invoice_id:
-            row.invoice_number = numbers.get(row.invoice_id)
     session.flush()
-    return list(invoices.values())
+    return list(touched.values())
 
 
 def lock_invoices(session: Session, invoice_ids: Sequence[str]) -> dict[str, Invoice]:

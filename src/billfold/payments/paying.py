@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from billfold.core import clock, ids, sequences
-from billfold.core.db import transaction
+from billfold.core.db import is_postgres, transaction
 from billfold.core.errors import Conflict, FieldError, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount
@@ -291,7 +291,8 @@ def apply(session: Session, scope: Scope, payment: Payment) -> list[Any]:
                           holder_account_id=payment.billing_account_id, wanted=wanted)
     touched = ledgering.post(session, scope, payment, source=SourceRef("payment", payment.id),
                              shares=shares, external=external, fee_minor=payment.fee_minor,
-                             kind="payment", description=f"Payment {payment.receipt_number}")
+                             kind="payment", description=f"Payment {payment.receipt_number}",
+                             invoices=invoices)
     return [i for i in touched if i.status == "paid"]
 
 
@@ -303,8 +304,10 @@ def open_invoice_ids(session: Session, scope: Scope, billing_account_id: str) ->
 
 
 def lock_accounts(session: Session, account_ids: set[str]) -> None:
-    """Lock billing accounts in id order: what changes an account's money takes turns."""
-    if account_ids:
+    """Lock billing accounts in id order: what changes an account's money takes turns.
+    (SQLite needs no row locks: a transaction there holds the one writer's lock from its
+    first statement.)"""
+    if account_ids and is_postgres(session):
         session.execute(select(BillingAccount.id).where(
             BillingAccount.id.in_(sorted(account_ids))).order_by(BillingAccount.id)
             .with_for_update())

@@ -46,6 +46,7 @@ def record(factory: sessionmaker[Session], gateway_for: Any, scope: Scope, *,
                        instrument_token=instrument_token, invoice_ids=invoice_ids,
                        reference=reference, key=key)
         if method in OFFLINE_METHODS:
+            # Received already: written once, as succeeded, when the entry is posted.
             payment.status, payment.gateway = "succeeded", "none"
             paying.settle(session, scope, payment)
             session.flush()
@@ -112,7 +113,8 @@ def _new(session: Session, scope: Scope, *, billing_account_id: str, amount_mino
         description=(reference or "")[:500] or None, payment_date=tenants.today(session, scope),
         created_at=now, updated_at=now, lines=lines)
     session.add(payment)
-    session.flush()
+    if method in GATEWAY_METHODS:
+        session.flush()  # committed as "processing" before the gateway is called
     return payment
 
 
