@@ -9,11 +9,12 @@ from datetime import date
 from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billfold.core import bulk, clock, ids
-from billfold.core.db import among, get_scoped
+from billfold.core.db import among, get_scoped, is_postgres
 from billfold.core.errors import BillfoldError, Conflict
 from billfold.core.scope import Scope
 from billfold.ledger.models import (
@@ -212,8 +213,16 @@ def _ledger_account_ids(session: Session, scope: Scope,
                  "mode": scope.mode, "kind": wanted[k].kind, "currency": k[1],
                  "billing_account_id": wanted[k].billing_account_id, "key": k[0],
                  "balance_minor": 0, "created_at": now} for k in missing]
-        bulk.insert_rows(session, cast(Table, LedgerAccount.__table__), rows)
-        found.update({(str(r["key"]), str(r["currency"])): str(r["id"]) for r in rows})
+        # Concurrent transactions may create the same account (a tenant's first payments):
+        # whoever comes second keeps the first one's row.
+        dialect = postgresql if is_postgres(session) else sqlite
+        session.execute(dialect.insert(LedgerAccount).on_conflict_do_nothing(
+            index_elements=["tenant_id", "mode", "currency", "key"]), rows)
+        found.update({(key, currency): account_id for key, currency, account_id in
+                      session.execute(select(LedgerAccount.key, LedgerAccount.currency,
+                                             LedgerAccount.id).where(
+            LedgerAccount.tenant_id == scope.tenant_id, LedgerAccount.mode == scope.mode,
+            among(session, LedgerAccount.key, {key for key, _ in missing})))})
     return found
 
 

@@ -13,7 +13,8 @@ part they take back; a won chargeback posts them again.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -79,8 +80,11 @@ def post(session: Session, scope: Scope, payment: Payment, *, source: SourceRef,
     lines = posting_lines(payment, magnitudes, sign * external_minor, sign * fee_minor, sign=sign)
     lines = [line for line in lines if line.amount.minor] + list(extra)
     if len(lines) >= 2:
-        ledger.post_many(session, scope, [ledger.NewEntry(
-            source, lines, description, tenants.today(session, scope))])
+        entry = ledger.NewEntry(source, lines, description, tenants.today(session, scope))
+        if _PENDING in session.info:
+            session.info[_PENDING].append(entry)
+        else:
+            ledger.post_many(session, scope, [entry])
     wanted = [s.invoice_id for s in shares if s.invoice_id]
     if invoices is None or not set(wanted) <= set(invoices):
         invoices = lock_invoices(session, wanted)
@@ -105,6 +109,24 @@ def post(session: Session, scope: Scope, payment: Payment, *, source: SourceRef,
             invoicing.settle_status(invoice)
     session.flush()
     return list(touched.values())
+
+
+_PENDING = "billfold.payments.entries_to_post"
+
+
+@contextmanager
+def posting_last(session: Session, scope: Scope) -> Iterator[None]:
+    """Entries ``post`` makes inside go into the ledger when the block ends. Every payment
+    updates the same few balance rows (cash clearing, fee revenue) and PostgreSQL holds
+    their locks until commit, so concurrent payments queue there; the later the update,
+    the shorter the queue."""
+    session.info[_PENDING] = []
+    try:
+        yield
+        entries = session.info[_PENDING]
+    finally:
+        session.info.pop(_PENDING, None)
+    ledger.post_many(session, scope, entries)
 
 
 def lock_invoices(session: Session, invoice_ids: Sequence[str]) -> dict[str, Invoice]:

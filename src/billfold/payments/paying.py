@@ -251,15 +251,16 @@ def settle(session: Session, scope: Scope, payment: Payment) -> None:
     number, apply it, mark its session paid and its entry balanced, and tell the biller."""
     number = sequences.next_values(session, scope, RECEIPT_SERIES, 1, gap_free=False)[0]
     payment.receipt_number = f"RCT-{number:06d}"
-    paid = apply(session, scope, payment)
-    if payment.pay_session_id:
-        row = session.get(PaySession, payment.pay_session_id, with_for_update=True)
-        assert row is not None
-        row.status, row.payment_id, row.paid_at = "paid", payment.id, clock.utcnow()
-    session.flush()
-    for hook in SETTLED_HOOKS:
-        hook(session, scope, payment)
-    notify.payment_succeeded(session, scope, payment, paid)
+    with ledgering.posting_last(session, scope):
+        paid = apply(session, scope, payment)
+        if payment.pay_session_id:
+            row = session.get(PaySession, payment.pay_session_id, with_for_update=True)
+            assert row is not None
+            row.status, row.payment_id, row.paid_at = "paid", payment.id, clock.utcnow()
+        session.flush()
+        for hook in SETTLED_HOOKS:
+            hook(session, scope, payment)
+        notify.payment_succeeded(session, scope, payment, paid)
 
 
 # Told of every payment settled, in its transaction: entries plug in here.
