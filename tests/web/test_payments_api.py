@@ -204,3 +204,26 @@ class TestWebhookSettings:
         second = biller.post("/v1/postback_secret").json()["secret"]
         assert first.startswith("whsec_")
         assert first != second
+
+
+class TestReturnUrlAttacks:
+    """Every ReturnURL variant of the attack list is refused before a session exists, so
+    the page can never link (or send a payer) off the allowed origins."""
+
+    def test_no_attack_variant_makes_a_session(self, make_client: Any) -> None:
+        from tests.unit.test_targets import ALLOWED, RETURN_URL_ATTACKS
+
+        biller = make_client(allowed_origins=ALLOWED)
+        biller.ids = seed_reference(biller)
+        invoice = open_invoice(biller)
+        accepted = []
+        for attack in RETURN_URL_ATTACKS:
+            response = biller.post("/v1/pay_sessions", json={
+                "invoices": [{"invoice_id": invoice["id"]}], "return_url": attack})
+            if response.status_code == 201:
+                accepted.append(attack)
+            elif response.status_code == 422 and response.json()["errors"]:
+                assert response.json()["errors"][0]["field"] == "return_url"
+        assert len(RETURN_URL_ATTACKS) >= 30
+        assert accepted == []
+        assert biller.get("/v1/pay_sessions").json()["data"] == []
