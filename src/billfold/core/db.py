@@ -24,13 +24,21 @@ from sqlalchemy import (
     any_,
     bindparam,
     create_engine,
+    inspect,
     text,
 )
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    make_transient_to_detached,
+    mapped_column,
+    sessionmaker,
+)
 
 from billfold.core.errors import NotFound
 from billfold.core.scope import Scope
@@ -239,3 +247,15 @@ __all__ = [
     "search_key_type",
     "transaction",
 ]
+
+
+def persisted(session: Session, model: Any, row: Any) -> Any:
+    """The model instance of a row just inserted with Core, in the session as if loaded
+    from it (no further SQL), so callers in the same transaction see and may change it.
+    Built the way a query builds what it loads: the values go straight into the
+    instance's dict. ``row`` is a mapping or an object with the columns as attributes."""
+    instance = inspect(model).class_manager.new_instance()
+    instance.__dict__.update(row if isinstance(row, dict) else vars(row))
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return instance

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, inspect, select
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids, sequences
-from billfold.core.db import get_scoped
+from billfold.core.db import get_scoped, persisted
 from billfold.core.errors import Conflict, FieldError, ValidationFailed, invalid
 from billfold.core.scope import Scope
 from billfold.customers import accounts, fields, history
@@ -123,17 +123,6 @@ def new_row(model: Any, **values: Any) -> Any:
 # shape serves every insert, and the ORM's bulk machinery has nothing to add.
 INSERT = {model: cast(Table, model.__table__).insert()
           for model in (Customer, BillingAccount, ChangeRecord)}
-
-
-def persisted(session: Session, model: Any, row: Any) -> Any:
-    """The model instance of a row just inserted, in the session as if loaded from it (no
-    further SQL), so callers in the same transaction see and may change it. Built the way
-    a query builds what it loads: the values go straight into the instance's dict."""
-    instance = inspect(model).class_manager.new_instance()
-    instance.__dict__.update(vars(row))
-    make_transient_to_detached(instance)
-    session.add(instance)
-    return instance
 
 
 def update_customer(
