@@ -250,8 +250,10 @@ def timed_bill_run(env: dict[str, str], watch: Engine, scope: Scope) -> Timing:
 def kill_at_random(env: dict[str, str], watch: Engine, scope: Scope, rng: random.Random,
                    timing: Timing) -> str:
     """SIGKILL `billfold bill-run` at a random moment: one time in five before it has
-    started its run, one in five before it has billed an account, otherwise while it bills.
-    Returns how far it had got."""
+    started its run, one in five before it has billed an account, otherwise while it bills
+    (mostly in the first half of the reference run's billing time: a run may go faster
+    than the reference did, and a kill after its end proves less). Returns how far it had
+    got."""
     command = start_bill_run(env)
     phase = rng.random()
     try:
@@ -263,7 +265,8 @@ def kill_at_random(env: dict[str, str], watch: Engine, scope: Scope, rng: random
         else:
             run_started(command)
             billed_at_least(1, command, watch, scope)
-            time.sleep(rng.uniform(0, timing.billing))
+            share = 0.5 if phase < 0.85 else 1.2
+            time.sleep(rng.uniform(0, timing.billing * share))
     finally:
         command.send_signal(signal.SIGKILL)
         command.communicate(timeout=30)
