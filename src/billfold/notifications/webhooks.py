@@ -11,15 +11,15 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billfold.core import clock, txcache
-from billfold.core.db import get_scoped
+from billfold.core.db import get_scoped, persisted
 from billfold.core.errors import Conflict, FieldError, ValidationFailed
 from billfold.core.ids import new_id
 from billfold.core.scope import Scope
@@ -177,10 +177,12 @@ def emit(session: Session, scope: Scope, *, type: str, data: dict[str, Any], abo
     body = _json_or_error("data", {"type": type, "timestamp": _iso(now), "data": data}, errors)
     if errors:
         raise ValidationFailed(errors)
-    event = Event(id=new_id("event"), tenant_id=scope.tenant_id, mode=scope.mode, type=type,
-                  data=data, about_type=about[0] if about else None,
-                  about_id=about[1] if about else None, created_at=now)
-    session.add(event)
+    values = {"id": new_id("event"), "tenant_id": scope.tenant_id, "mode": scope.mode,
+              "type": type, "data": data, "about_type": about[0] if about else None,
+              "about_id": about[1] if about else None, "created_at": now}
+    # Written at once with a prebuilt INSERT: a payment emits several events.
+    session.execute(_INSERT_EVENT, values)
+    event: Event = persisted(session, Event, values)
     # A payment emits several events in one transaction; the endpoints are read once.
     endpoints = txcache.cached(session, ("webhook_endpoints", scope), lambda: list(
         session.scalars(select(WebhookEndpoint).where(
@@ -192,6 +194,9 @@ def emit(session: Session, scope: Scope, *, type: str, data: dict[str, Any], abo
                    content_type="application/json", allow_private=allow_private,
                    about=about, endpoint_id=endpoint.id, event=event)
     return event
+
+
+_INSERT_EVENT = cast(Table, Event.__table__).insert()
 
 
 # -- postbacks -------------------------------------------------------------------------

@@ -16,8 +16,9 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids
@@ -89,18 +90,18 @@ def post(session: Session, scope: Scope, payment: Payment, *, source: SourceRef,
     if invoices is None or not set(wanted) <= set(invoices):
         invoices = lock_invoices(session, wanted)
     now = clock.utcnow()
-    rows = [PaymentAllocation(
-        id=ids.new_id("payment_allocation"), tenant_id=scope.tenant_id, mode=scope.mode,
-        payment_id=payment.id, kind=kind, invoice_id=s.invoice_id,
-        invoice_number=invoices[s.invoice_id].number if s.invoice_id else None,
-        billing_account_id=s.billing_account_id, amount_minor=s.amount_minor, created_at=now)
-        for s in shares if s.amount_minor]
-    rows += [PaymentAllocation(
-        id=ids.new_id("payment_allocation"), tenant_id=scope.tenant_id, mode=scope.mode,
-        payment_id=payment.id, kind=kind, invoice_id=None, invoice_number=number,
-        billing_account_id=None, amount_minor=amount, created_at=now)
-        for number, amount in external if amount]
-    session.add_all(rows)
+    base = {"tenant_id": scope.tenant_id, "mode": scope.mode, "payment_id": payment.id,
+            "kind": kind, "created_at": now}
+    rows = [{**base, "id": ids.new_id("payment_allocation"), "invoice_id": s.invoice_id,
+             "invoice_number": invoices[s.invoice_id].number if s.invoice_id else None,
+             "billing_account_id": s.billing_account_id, "amount_minor": s.amount_minor}
+            for s in shares if s.amount_minor]
+    rows += [{**base, "id": ids.new_id("payment_allocation"), "invoice_id": None,
+              "invoice_number": number, "billing_account_id": None, "amount_minor": amount}
+             for number, amount in external if amount]
+    if rows:
+        session.flush()  # the payment the rows point to may still be pending (Core does not flush)
+        session.execute(_INSERT_ALLOCATION, rows)
     touched = {}
     for share in shares:
         if share.invoice_id:
@@ -112,6 +113,7 @@ def post(session: Session, scope: Scope, payment: Payment, *, source: SourceRef,
 
 
 _PENDING = "billfold.payments.entries_to_post"
+_INSERT_ALLOCATION = cast(Table, PaymentAllocation.__table__).insert()
 
 
 @contextmanager
