@@ -237,6 +237,13 @@ class TestShowPage:
         assert page.status_code == 303
         assert page.headers["location"] == f"/pay/{token}"
 
+    def test_answers_a_mangled_link_with_the_pages_own_404(self, biller: Biller) -> None:
+        token = biller.pay_session()
+        response = biller.client.get(f"/pay/{token}/receipt/extra")
+        assert response.status_code == 404
+        assert response.headers["content-type"].startswith("text/html")
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+
     def test_answers_an_unknown_token_with_an_html_404(self, biller: Biller) -> None:
         page = biller.client.get("/pay/no-such-token")
         assert page.status_code == 404

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Response
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -53,6 +53,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.mount("/static", static_app(), name="static")
     app.include_router(payments.router)
     app.include_router(payments.cloud_router)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)  # no icon; browsers ask on every page
 
     @app.get("/healthz", tags=["health"])
     def healthz(db: DbSession) -> dict[str, str]:

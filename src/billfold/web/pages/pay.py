@@ -222,3 +222,9 @@ def receipt(token: str, request: Request) -> Response:
         # A declined attempt was shown by the response to it; here there is only the form.
         return page.gone() if page.state.expired else page.redirect()
     return page.outcome(payment)
+
+
+@router.api_route("/{token}/{rest:path}", methods=["GET", "POST"])
+def no_such_page(token: str, rest: str, request: Request) -> Response:
+    """A payer following a mangled link gets the page's own 404, not an API error."""
+    return Page(request, token).not_found()
