@@ -236,6 +236,7 @@ def _worker_loop(once: bool = False, sessions: sessionmaker[Session] | None = No
     worker_id = jobs.default_worker_id()
     log = logging.getLogger("billfold.worker")
     purged_at: float | None = None
+    kept_at: float | None = None
     while True:
         ran = 0
         try:
@@ -246,10 +247,13 @@ def _worker_loop(once: bool = False, sessions: sessionmaker[Session] | None = No
                         session, retention_hours=settings.idempotency_retention_hours)
                 if purged:
                     log.info("purged %d expired idempotency keys", purged)
-                # Bank settlements, returns and chargebacks the gateways report, and
-                # payments whose outcome was lost.
-                after.housekeeping_everywhere(sessions, gateways)
             ran = jobs.run_pending(sessions, handlers, worker_id=worker_id)
+            if ran == 0 and (kept_at is None
+                             or time.monotonic() - kept_at >= _PURGE_EVERY_SECONDS):
+                # When idle, so due jobs never wait for it: bank settlements, returns and
+                # chargebacks the gateways report, and payments whose outcome was lost.
+                kept_at = time.monotonic()
+                after.housekeeping_everywhere(sessions, gateways)
         except Exception:
             if once:
                 log.exception("worker pass failed")

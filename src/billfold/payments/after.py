@@ -36,6 +36,9 @@ from billfold.tenants import service as tenants
 
 log = logging.getLogger(__name__)
 REFUNDABLE = ("succeeded", "partially_refunded")
+# Payments the gateway may still tell us about (settlement, return, dispute) or whose
+# outcome we still have to ask for.
+WATCHED = ("processing", "unknown", "pending", "succeeded", "partially_refunded", "disputed")
 BLOCKING_RETURN_CODES = ("R02", "R03", "R04")
 # A payment still "processing" this long after it started lost its outcome (a crash
 # between the steps); the janitor asks the gateway what happened.
@@ -384,9 +387,11 @@ def advance_test_clock(factory: sessionmaker[Session], gateway: Gateway, scope: 
 
 def housekeeping_everywhere(factory: sessionmaker[Session],
                             gateway_for: Callable[[Scope], Gateway]) -> int:
-    """``housekeeping`` for every scope that has taken payments (the worker's round)."""
+    """``housekeeping`` for every scope with payments a gateway may still report on or
+    whose outcome was lost (the worker's round)."""
     with factory() as session:
-        scopes = session.execute(select(Payment.tenant_id, Payment.mode).distinct()).all()
+        scopes = session.execute(select(Payment.tenant_id, Payment.mode).where(
+            Payment.gateway != "none", Payment.status.in_(WATCHED)).distinct()).all()
     changed = 0
     for tenant_id, mode in scopes:
         scope = Scope(tenant_id, mode)  # type: ignore[arg-type]
