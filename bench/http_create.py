@@ -38,7 +38,7 @@ def run(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]:
     processes = 1 if backend == "sqlite" else PROCESSES_ON_POSTGRES
     with tempfile.TemporaryDirectory(prefix="billfold_bench_http_") as tmp, \
             running_server(url, Path(tmp), processes) as base_url:
-        latencies, errors, elapsed = _load(base_url, tenant.api_key, bodies, per_client)
+        latencies, errors, elapsed = load(base_url, tenant.api_key, bodies, per_client)
     summary = latency_ms(latencies)
     row = result(
         "http_create", backend, metric="p99 latency", unit="ms", target=TARGET_P99_MS,
@@ -53,8 +53,8 @@ def run(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]:
     return [row]
 
 
-def _load(base_url: str, api_key: str, bodies: list[dict[str, Any]], per_client: int
-          ) -> tuple[list[float], list[str], float]:
+def load(base_url: str, api_key: str, bodies: list[dict[str, Any]], per_client: int,
+         path: str = "/v1/customers") -> tuple[list[float], list[str], float]:
     """Each client posts its share: a warm-up, then (after every client has warmed up) the
     measured requests. Returns the measured latencies, any errors and the wall time."""
     share = WARM_UP_PER_CLIENT + per_client
@@ -70,11 +70,11 @@ def _load(base_url: str, api_key: str, bodies: list[dict[str, Any]], per_client:
                           headers={"Authorization": f"Bearer {api_key}"}) as http:
             try:
                 for body in mine[:WARM_UP_PER_CLIENT]:
-                    _post(http, body, errors)
+                    _post(http, path, body, errors)
                 ready.wait()
                 for body in mine[WARM_UP_PER_CLIENT:]:
                     started = time.perf_counter()
-                    _post(http, body, errors)
+                    _post(http, path, body, errors)
                     latencies[index].append(time.perf_counter() - started)
             finally:
                 done.wait()
@@ -91,9 +91,9 @@ def _load(base_url: str, api_key: str, bodies: list[dict[str, Any]], per_client:
     return [s for per in latencies for s in per], errors, elapsed
 
 
-def _post(http: httpx.Client, body: dict[str, Any], errors: list[str]) -> None:
+def _post(http: httpx.Client, path: str, body: dict[str, Any], errors: list[str]) -> None:
     try:
-        response = http.post("/v1/customers", json=body)
+        response = http.post(path, json=body)
     except httpx.HTTPError as exc:
         errors.append(f"{type(exc).__name__}: {exc}")
         return

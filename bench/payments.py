@@ -10,24 +10,20 @@
 from __future__ import annotations
 
 import tempfile
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench import data
+from bench import data, http_create
 from bench.server import running_server
 from bench.stats import latency_ms, result
 from billfold.core.db import make_engine, make_sessionmaker, transaction
 from billfold.customers import service as customers
 from billfold.invoicing import service as invoicing
 
-CLIENTS = 8
-WARM_UP_PER_CLIENT = 10
+CLIENTS = http_create.CLIENTS
+WARM_UP_PER_CLIENT = http_create.WARM_UP_PER_CLIENT
 TARGET_SESSIONS_PER_SECOND = 1000
 TARGET_P99_MS = 50
 PROCESSES_ON_POSTGRES = 2
@@ -42,8 +38,8 @@ def run_sessions(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]
               for i in range(CLIENTS * (WARM_UP_PER_CLIENT + per_client))]
     with tempfile.TemporaryDirectory(prefix="billfold_bench_pay_") as tmp, \
             running_server(url, Path(tmp), 1) as base_url:
-        latencies, errors, elapsed = _load(base_url, tenant.api_key, "/v1/pay_sessions", bodies,
-                                           per_client)
+        latencies, errors, elapsed = http_create.load(base_url, tenant.api_key, bodies,
+                                                      per_client, "/v1/pay_sessions")
     summary = latency_ms(latencies)
     rate = len(latencies) / elapsed
     row = result("pay_sessions", backend, metric="throughput", unit="sessions/s",
@@ -65,8 +61,8 @@ def run_record(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]:
     processes = 1 if backend == "sqlite" else PROCESSES_ON_POSTGRES
     with tempfile.TemporaryDirectory(prefix="billfold_bench_pay_") as tmp, \
             running_server(url, Path(tmp), processes) as base_url:
-        latencies, errors, elapsed = _load(base_url, tenant.api_key, "/v1/payments", bodies,
-                                           per_client)
+        latencies, errors, elapsed = http_create.load(base_url, tenant.api_key, bodies,
+                                                      per_client, "/v1/payments")
     summary = latency_ms(latencies)
     row = result("payment_record", backend, metric="p99 latency", unit="ms",
                  target=TARGET_P99_MS, higher_is_better=False, measured=summary["p99_ms"],
@@ -107,54 +103,3 @@ def _invoices(factory: sessionmaker[Session], tenant: data.BenchTenant, count: i
                 invoicing.finalize(session, tenant.scope, invoice_id=draft.id, actor=data.ACTOR)
                 made.append((account.id, draft.id))
     return made
-
-
-def _load(base_url: str, api_key: str, path: str, bodies: list[dict[str, Any]],
-          per_client: int) -> tuple[list[float], list[str], float]:
-    """Each client posts its share: a warm-up, then (after every client has warmed up) the
-    measured requests. Returns the measured latencies, any errors and the wall time."""
-    share = WARM_UP_PER_CLIENT + per_client
-    ready = threading.Barrier(CLIENTS + 1, timeout=600)
-    done = threading.Barrier(CLIENTS + 1, timeout=600)
-    latencies: list[list[float]] = [[] for _ in range(CLIENTS)]
-    errors: list[str] = []
-
-    def client(index: int) -> None:
-        mine = bodies[index * share:(index + 1) * share]
-        with httpx.Client(base_url=base_url, trust_env=False, timeout=30,
-                          headers={"Authorization": f"Bearer {api_key}"}) as http:
-            post = _poster(http, path, errors)
-            try:
-                for body in mine[:WARM_UP_PER_CLIENT]:
-                    post(body)
-                ready.wait()
-                for body in mine[WARM_UP_PER_CLIENT:]:
-                    started = time.perf_counter()
-                    post(body)
-                    latencies[index].append(time.perf_counter() - started)
-            finally:
-                done.wait()
-
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    ready.wait()
-    started = time.perf_counter()
-    done.wait()
-    elapsed = time.perf_counter() - started
-    for thread in threads:
-        thread.join()
-    return [s for per in latencies for s in per], errors, elapsed
-
-
-def _poster(http: httpx.Client, path: str, errors: list[str]) -> Callable[[dict[str, Any]], None]:
-    def post(body: dict[str, Any]) -> None:
-        try:
-            response = http.post(path, json=body)
-        except httpx.HTTPError as exc:
-            errors.append(f"{type(exc).__name__}: {exc}")
-            return
-        if response.status_code != 201:
-            errors.append(f"{response.status_code}: {response.text[:300]}")
-
-    return post

@@ -129,8 +129,8 @@ def _account(session: Session, scope: Scope, customer: CpCustomer, where: str,
 
 def _create_account(session: Session, scope: Scope, customer: CpCustomer, where: str,
                     problems: list[FieldError], actor: str) -> BillingAccount | None:
-    cycle = _first(session, scope, BillCycle)
-    category = _first(session, scope, AccountCategory)
+    cycle = sessions.first_of(session, scope, BillCycle)
+    category = sessions.first_of(session, scope, AccountCategory)
     if cycle is None or category is None:
         problems.append(FieldError(f"{where}.AccountNumber", "is not a billing account yet, and "
                                    "creating one needs a bill cycle and an account category: "
@@ -160,11 +160,6 @@ def _cloud_name(field: str) -> str:
     return {"company_name": "Name", "primary_email": "EmailAddress",
             "billing_account.number": "AccountNumber"}.get(field, field)
 
-
-def _first(session: Session, scope: Scope, model: Any) -> Any:
-    return session.scalars(select(model).where(
-        model.tenant_id == scope.tenant_id, model.mode == scope.mode)
-        .order_by(model.created_at, model.id).limit(1)).first()
 
 
 def _record_lines(session: Session, scope: Scope, account: BillingAccount, customer: CpCustomer,

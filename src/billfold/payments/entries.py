@@ -97,7 +97,8 @@ def _account(session: Session, scope: Scope, billing_account_id: str | None,
             return None
         return found
     assert customer is not None
-    cycle, category = _first(session, scope, BillCycle), _first(session, scope, AccountCategory)
+    cycle = sessions.first_of(session, scope, BillCycle)
+    category = sessions.first_of(session, scope, AccountCategory)
     if cycle is None or category is None:
         problems.append(FieldError("customer", "creating a customer needs a bill cycle and an "
                                    "account category: create them first",
@@ -114,11 +115,6 @@ def _account(session: Session, scope: Scope, billing_account_id: str | None,
         return None
     return account
 
-
-def _first(session: Session, scope: Scope, model: Any) -> Any:
-    return session.scalars(select(model).where(
-        model.tenant_id == scope.tenant_id, model.mode == scope.mode)
-        .order_by(model.created_at, model.id).limit(1)).first()
 
 
 def _order(session: Session, scope: Scope, account: BillingAccount,

@@ -259,6 +259,14 @@ def _inline(index: int, raw: Mapping[str, Any], currency: str | None,
              "allow_partial": bool(raw.get("allow_partial", False))}]
 
 
+def first_of(session: Session, scope: Scope, model: Any) -> Any:
+    """The scope's oldest row of ``model`` (the default bill cycle or category of an
+    account created for a payer)."""
+    return session.scalars(select(model).where(
+        model.tenant_id == scope.tenant_id, model.mode == scope.mode)
+        .order_by(model.created_at, model.id).limit(1)).first()
+
+
 def payers_of(session: Session, accounts: Sequence[BillingAccount]) -> list[dict[str, Any]]:
     """The payers as the page and the postback show them: from the customer records."""
     customers = {c.id: c for c in session.scalars(select(Customer).where(
