@@ -4,6 +4,7 @@ from billfold.access import idempotency
 from billfold.access import models as access_models
 from billfold.catalog import models as catalog_models
 from billfold.catalog import tax_models
+from billfold.collections import models as collections_models
 from billfold.core import jobs, sequences
 from billfold.core.db import Base
 from billfold.customers import models as customer_models
@@ -19,7 +20,8 @@ from billfold.tenants import models as tenant_models
 metadata = Base.metadata
 
 __all__ = [
-    "access_models", "catalog_models", "customer_models", "idempotency", "invoicing_models", "jobs",
+    "access_models", "catalog_models", "collections_models", "customer_models", "idempotency",
+    "invoicing_models", "jobs",
     "ledger_models", "metadata", "notification_models", "order_models", "payment_models",
     "sequences", "tax_models",
     "tenant_models", "test_gateway_models", "webhook_models",

@@ -56,6 +56,14 @@ PREFIXES = {
     "test_gateway_refund": "tgr",
     "entry": "ent",
     "blocked_bank_account": "bba",
+    "payer_user": "pu",
+    "payer_grant": "pg",
+    "payer_session": "pss",
+    "payer_token": "ptk",
+    "sso_credential": "sso",
+    "saved_method": "pm",
+    "autopay_enrollment": "ape",
+    "autopay_attempt": "apa",
 }
 
 _lock = threading.Lock()

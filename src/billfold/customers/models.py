@@ -130,6 +130,8 @@ class BillingAccount(TenantScoped, Base):
     auto_pay_offset_days: Mapped[int] = mapped_column(Integer)
     # The payer is sent a confirmation with the receipt of every payment.
     email_confirmations: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The payer is emailed when a new invoice is ready (paperless or not).
+    email_notify: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSON)
     number_key: Mapped[str] = mapped_column(search_key_type(40))
     external_number_key: Mapped[str | None] = mapped_column(search_key_type(40))

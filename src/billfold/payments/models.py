@@ -233,3 +233,30 @@ class Entry(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     balanced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SavedMethod(TenantScoped, Base):
+    """A payment method a payer chose to keep: the gateway's token and what may be shown
+    of it, never a card or account number. Owned by a payer user of the portal; usable on
+    the billing accounts that user may pay."""
+
+    __tablename__ = "saved_method"
+    __table_args__ = (
+        Index(None, "payer_user_id", "fingerprint", unique=True),
+        Index(None, "tenant_id", "mode", "payer_user_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    payer_user_id: Mapped[str] = mapped_column(ForeignKey("payer_user.id"))
+    gateway: Mapped[str] = mapped_column(String(20))
+    token: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))  # "card" | "ach"
+    brand: Mapped[str | None] = mapped_column(String(20))
+    last4: Mapped[str] = mapped_column(String(4))
+    exp_month: Mapped[int | None] = mapped_column(Integer)
+    exp_year: Mapped[int | None] = mapped_column(Integer)
+    account_type: Mapped[str | None] = mapped_column(String(10))
+    holder_name: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

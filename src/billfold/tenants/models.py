@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billfold.core.db import Base, TenantScoped
@@ -58,6 +58,27 @@ class TenantSettings(Base):
     # Days the test-mode clock runs ahead of real time (POST /v1/test_clock/advance);
     # always 0 in live mode.
     clock_offset_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The payer portal (billtrust-invoice-sso.txt): invoice history on or off, SSO from the
+    # biller's site, and the preferences SSO applies unless payers control their own.
+    invoice_history_enabled: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=true())
+    sso_enabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    paper_bill: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    email_notify: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    email_confirmations: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=true())
+    payer_controlled_preferences: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false())
+    # How long a rotated SSO key keeps working beside the new one.
+    sso_key_overlap_minutes: Mapped[int] = mapped_column(
+        Integer, default=1440, server_default="1440")
+    # What a self-registering payer proves besides the account number:
+    # "postal_code" (of the billing address) or "last_invoice_amount".
+    registration_check: Mapped[str] = mapped_column(
+        String(20), default="postal_code", server_default="postal_code")
+    # The days after the due date an autopay charge may be set to run.
+    autopay_min_offset_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    autopay_max_offset_days: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
 
 
 class BillCycle(TenantScoped, Base):

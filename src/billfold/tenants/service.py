@@ -41,7 +41,19 @@ SETTING_FIELDS = (
     "allow_private_postback_targets",
     "pay_session_minutes",
     "ach_return_fee_minor",
+    "invoice_history_enabled",
+    "sso_enabled",
+    "paper_bill",
+    "email_notify",
+    "email_confirmations",
+    "payer_controlled_preferences",
+    "sso_key_overlap_minutes",
+    "registration_check",
+    "autopay_min_offset_days",
+    "autopay_max_offset_days",
 )
+REGISTRATION_CHECKS = ("postal_code", "last_invoice_amount")
+MAX_AUTOPAY_OFFSET_DAYS = 60
 MAX_ORIGINS = 50
 
 
@@ -130,10 +142,24 @@ def validate_settings_changes(changes: Mapping[str, Any]) -> None:
         elif key == "pay_session_minutes":
             if not isinstance(value, int) or isinstance(value, bool) or not 5 <= value <= 1440:
                 errors.append(FieldError(key, "must be a whole number of minutes from 5 to 1440"))
+        elif key == "sso_key_overlap_minutes":
+            if not _whole(value, 0, 10080):
+                errors.append(FieldError(key, "must be a whole number of minutes from 0 to 10080"))
+        elif key == "registration_check":
+            if value not in REGISTRATION_CHECKS:
+                errors.append(FieldError(key, f"must be one of {', '.join(REGISTRATION_CHECKS)}"))
+        elif key in ("autopay_min_offset_days", "autopay_max_offset_days"):
+            if not _whole(value, 0, MAX_AUTOPAY_OFFSET_DAYS):
+                errors.append(FieldError(key, f"must be a whole number of days from 0 to "
+                                              f"{MAX_AUTOPAY_OFFSET_DAYS}"))
         elif not isinstance(value, bool):
             errors.append(FieldError(key, "must be true or false"))
     if errors:
         raise ValidationFailed(errors)
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def normalize_origin(value: str) -> str | None:
@@ -175,6 +201,11 @@ def _time_zones() -> set[str]:
 
 def apply_settings(settings: TenantSettings, changes: Mapping[str, Any]) -> None:
     validate_settings_changes(changes)
+    low = changes.get("autopay_min_offset_days", settings.autopay_min_offset_days)
+    high = changes.get("autopay_max_offset_days", settings.autopay_max_offset_days)
+    if low > high:
+        raise invalid("autopay_min_offset_days",
+                      f"is more than autopay_max_offset_days ({high})")
     for key, value in changes.items():
         if key == "allowed_origins":
             value = list(dict.fromkeys(normalize_origin(v) for v in value))

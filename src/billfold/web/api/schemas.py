@@ -73,6 +73,22 @@ class SettingsPatch(Input):
         None, description="Test mode only: postbacks may go to private and loopback addresses")
     pay_session_minutes: Annotated[StrictInt, Field(ge=5, le=1440)] | None = None
     ach_return_fee_minor: Annotated[StrictInt, Field(ge=0, le=10**9)] | None = None
+    invoice_history_enabled: StrictBool | None = Field(
+        None, description="The payer portal shows invoice history")
+    sso_enabled: StrictBool | None = Field(
+        None, description="Payers may arrive signed in from the biller's site (POST /v1/sso/credentials)")
+    paper_bill: StrictBool | None = Field(
+        None, description="Payers keep a paper bill after going paperless, and SSO leaves paper on")
+    email_notify: StrictBool | None = Field(
+        None, description="SSO turns on the new-invoice email")
+    email_confirmations: StrictBool | None = Field(
+        None, description="SSO turns on payment confirmation emails")
+    payer_controlled_preferences: StrictBool | None = Field(
+        None, description="The payer's own preferences win over the three above")
+    sso_key_overlap_minutes: Annotated[StrictInt, Field(ge=0, le=10080)] | None = None
+    registration_check: Literal["postal_code", "last_invoice_amount"] | None = None
+    autopay_min_offset_days: Annotated[StrictInt, Field(ge=0, le=60)] | None = None
+    autopay_max_offset_days: Annotated[StrictInt, Field(ge=0, le=60)] | None = None
 
 
 class SettingsOut(BaseModel):
@@ -86,6 +102,16 @@ class SettingsOut(BaseModel):
     allow_private_postback_targets: bool
     pay_session_minutes: int
     ach_return_fee_minor: int
+    invoice_history_enabled: bool
+    sso_enabled: bool
+    paper_bill: bool
+    email_notify: bool
+    email_confirmations: bool
+    payer_controlled_preferences: bool
+    sso_key_overlap_minutes: int
+    registration_check: str
+    autopay_min_offset_days: int
+    autopay_max_offset_days: int
     clock_offset_days: int
     mode: str
     updated_at: datetime

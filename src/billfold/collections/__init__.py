@@ -1,0 +1,1 @@
+"""Collections: autopay (and later retry schedules and dunning)."""
