@@ -120,6 +120,50 @@ def api_key_revoke(
     typer.echo(f"revoked {key_id}")
 
 
+@app.command("sso-link")
+def sso_link(
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant id")],
+    user: Annotated[str, typer.Option("--user", help="The biller's user name (the token's sub)")],
+    account: Annotated[list[str], typer.Option(
+        "--account", help="Billing account number; repeat for several")],
+    mode: Annotated[str, typer.Option("--mode", help="test or live")] = "test",
+    email: Annotated[str | None, typer.Option(
+        "--email", help="The payer's email (default: the first account's customer email)")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="The payer's name")] = None,
+) -> None:
+    """Print a working SSO link into the payer portal (valid for 5 minutes, once), built as
+    a biller's site builds it. Creates the mode's SSO credentials if there are none."""
+    from billfold.access import payers, sso
+    from billfold.core.errors import BillfoldError
+    from billfold.core.scope import MODES
+    from billfold.customers.models import Customer
+    from billfold.tenants import service as tenants
+
+    if mode not in MODES:
+        _fail("--mode must be test or live")
+    scope = Scope(tenant, cast(Mode, mode))
+    base_url = str(get_settings().base_url)
+    with _sessions()() as session:
+        try:
+            with transaction(session):
+                tenants.get_tenant(session, tenant)
+                if not tenants.get_settings(session, scope).sso_enabled:
+                    _fail(f"SSO is off for this tenant's {mode} mode: PATCH /v1/settings "
+                          "with {\"sso_enabled\": true} first")
+                found = payers.accounts_by_number(session, scope, account)
+                if not found:
+                    _fail("none of the accounts given exists in this tenant and mode")
+                if email is None:
+                    email = session.get(Customer, found[0].customer_id).primary_email  # type: ignore[union-attr]
+                credentials = sso.current(session, scope, base_url=base_url) \
+                    or sso.rotate(session, scope, base_url=base_url)
+        except BillfoldError as exc:
+            _fail(str(exc))
+    token = sso.make_token(credentials, user=user, email=str(email), name=name or user,
+                           accounts=account)
+    typer.echo(f"{credentials.sso_url}?token={token}")
+
+
 @ledger_app.command("verify")
 def ledger_verify() -> None:
     """Check every entry balances and every derived balance agrees. Exits 1 otherwise."""

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select, update
@@ -25,7 +25,7 @@ from billfold.access import passwords
 from billfold.access.models import PAYER_ROLES, PayerGrant, PayerSession, PayerToken, PayerUser
 from billfold.core import clock, ids
 from billfold.core.errors import FieldError, ValidationFailed
-from billfold.core.scope import Scope
+from billfold.core.scope import Mode, Scope
 from billfold.customers.fields import search_key
 from billfold.customers.models import BillingAccount, Customer
 from billfold.notifications import outbox
@@ -166,6 +166,18 @@ def issue_token(session: Session, user: PayerUser, purpose: str,
                            expires_at=now + TOKEN_LIFETIME[purpose], used_at=None))
     session.flush()
     return raw
+
+
+def token_scope(session: Session, raw: str, purpose: str) -> Scope | None:
+    """The tenant and mode of a still-good token (an emailed link names no tenant)."""
+    if not raw or len(raw) > 100:
+        return None
+    row = session.scalars(select(PayerToken).where(
+        PayerToken.token_hash == digest(raw))).one_or_none()
+    if row is None or row.purpose != purpose or row.used_at is not None \
+            or row.expires_at <= clock.utcnow():
+        return None
+    return Scope(row.tenant_id, cast(Mode, row.mode))
 
 
 def peek_token(session: Session, scope: Scope, raw: str, purpose: str) -> PayerToken | None:

@@ -31,7 +31,7 @@ ACCOUNT_FIELDS = (
     "start_date", "status", "taxable", "responsible_account_id", "parent_account_id",
     "invoice_rendering_type", "account_category_id", "minimum_invoice_amount_minor",
     "preferred_language", "invoice_type", "payment_term_id", "authorize_auto_payment",
-    "auto_pay_offset_days", "email_confirmations", "custom_fields",
+    "auto_pay_offset_days", "email_confirmations", "email_notify", "custom_fields",
 )
 # Fixed once the account exists, as on GTV's Edit Billing Account window.
 IMMUTABLE_FIELDS = ("number", "customer_id", "currency", "start_date")
@@ -140,7 +140,7 @@ def apply_account_fields(
     if not _is_int(new["minimum_invoice_amount_minor"]) \
             or not 0 <= new["minimum_invoice_amount_minor"] <= MAX_MINOR:
         p.add(name("minimum_invoice_amount_minor"), "must be zero or more")
-    for flag in ("taxable", "authorize_auto_payment", "email_confirmations"):
+    for flag in ("taxable", "authorize_auto_payment", "email_confirmations", "email_notify"):
         if not isinstance(new[flag], bool):  # an explicit null would reach a NOT NULL column
             p.add(name(flag), "must be true or false")
     if "preferred_language" in changes:

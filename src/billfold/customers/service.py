@@ -29,7 +29,7 @@ CUSTOMER_FIELDS = (
 ACCOUNT_DEFAULTS: dict[str, Any] = {
     "status": "active", "taxable": True, "minimum_invoice_amount_minor": 0,
     "preferred_language": "en", "authorize_auto_payment": False, "auto_pay_offset_days": 0,
-    "email_confirmations": True,
+    "email_confirmations": True, "email_notify": True,
     "custom_fields": {}, "responsible_account_id": None, "parent_account_id": None,
     "invoice_rendering_type": None, "payment_term_id": None, "external_number": None,
     "invoice_currency": None,

@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from billfold.access import payers as payer_users
 from billfold.core import clock, ids
 from billfold.core.db import among, persisted
 from billfold.core.errors import BillfoldError, Conflict, FieldError, NotFound, ValidationFailed
@@ -87,7 +88,7 @@ def line_from_invoice(key: str, invoice: Invoice, account: BillingAccount, *,
 def new_session(session: Session, scope: Scope, *, kind: str, currency: str,
                 lines: list[dict[str, Any]], payers: list[dict[str, Any]],
                 create_customer_record: bool = False, allow_card: bool = True,
-                allow_ach: bool = True, options: Mapping[str, bool] | None = None,
+                allow_ach: bool = True, options: Mapping[str, Any] | None = None,
                 return_url: str | None = None, postback_url: str | None = None,
                 css_url: str | None = None, biller_reference: str | None = None,
                 view_mode: int = 0, page_load_override: int | None = None,
@@ -127,15 +128,20 @@ def create_native(session: Session, scope: Scope, *, invoices: Sequence[Mapping[
                   return_url: str | None = None, postback_url: str | None = None,
                   css_url: str | None = None, reference: str | None = None,
                   locale: str | None = None, view_mode: int = 0, currency: str | None = None,
-                  payer: Mapping[str, Any] | None = None) -> Created:
+                  payer: Mapping[str, Any] | None = None,
+                  payer_user_id: str | None = None) -> Created:
     """A session over invoices of this tenant, each {invoice_id, allow_partial?,
     minimum_amount_minor?, card_fee_minor?, ach_fee_minor?}, or given inline — invoices
     Billfold does not keep: {number, amount_due_minor, due_date?, account_number?, and the
-    same options} in ``currency``, paid by ``payer`` {name?, email?}."""
+    same options} in ``currency``, paid by ``payer`` {name?, email?}. ``payer_user_id``
+    (a session the portal makes for a signed-in payer) offers that user's saved payment
+    methods on the page and lets the payer save a new one."""
     problems = check_urls(session, scope, {"return_url": return_url,
                                            "postback_url": postback_url, "css_url": css_url})
     if not allow_card and not allow_ach:
         problems.append(FieldError("allow_ach", "card and bank payments cannot both be off"))
+    if payer_user_id is not None and payer_users.get_user(session, scope, payer_user_id) is None:
+        problems.append(FieldError("payer_user_id", "no such payer user", "not_found"))
     if not 1 <= len(invoices) <= MAX_LINES:
         problems.append(FieldError("invoices", f"give 1 to {MAX_LINES} invoices"))
     wanted = [str(i.get("invoice_id")) for i in invoices if i.get("invoice_id")]
@@ -193,9 +199,12 @@ def create_native(session: Session, scope: Scope, *, invoices: Sequence[Mapping[
                        "billing_account_id": None, "name": (payer or {}).get("name"),
                        "address": None, "city": None, "state": None, "zip": None,
                        "email": (payer or {}).get("email")})
+    options: dict[str, Any] = {"allow_remove": allow_remove}
+    if payer_user_id is not None:
+        options["payer_user_id"] = payer_user_id
     return new_session(session, scope, kind="native", currency=currencies.pop(), lines=lines,
                        payers=payers, create_customer_record=bool(found), allow_card=allow_card,
-                       allow_ach=allow_ach, options={"allow_remove": allow_remove},
+                       allow_ach=allow_ach, options=options,
                        return_url=return_url, postback_url=postback_url, css_url=css_url,
                        biller_reference=reference, locale=locale, view_mode=view_mode)
 

@@ -20,12 +20,14 @@ from billfold.web.api import (
     orders,
     payments,
     reference,
+    sso,
     tax,
 )
 from billfold.web.deps import DbSession, reject_nul_parameters
 from billfold.web.middleware import RequestGuard
 from billfold.web.pages import pay as pay_page
-from billfold.web.pages import static_app
+from billfold.web.pages import portal_auth, static_app
+from billfold.web.pages import sso as sso_page
 
 DESCRIPTION = """Billfold's JSON API. Authenticate with `Authorization: Bearer <api key>`
 (`bf_test_…` or `bf_live_…`). Errors are `application/problem+json` with a stable `code`
@@ -50,6 +52,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(invoicing.router)
     app.include_router(delivery.router)
     app.include_router(pay_page.router)
+    app.include_router(sso.router)
+    app.include_router(sso_page.router)
+    app.include_router(portal_auth.router)
     app.mount("/static", static_app(), name="static")
     app.include_router(payments.router)
     app.include_router(payments.cloud_router)

@@ -216,6 +216,8 @@ class BillingAccountFields(Input):
     auto_pay_offset_days: Annotated[StrictInt, Field(ge=-30, le=30)] | None = None
     email_confirmations: StrictBool | None = Field(
         None, description="Email the payer a confirmation with the receipt of every payment")
+    email_notify: StrictBool | None = Field(
+        None, description="Email the payer when a new invoice is ready")
     custom_fields: dict[Annotated[str, Field(max_length=64)], CustomValue] | None = None
 
 
@@ -315,6 +317,7 @@ class BillingAccountOut(BaseModel):
     authorize_auto_payment: bool
     auto_pay_offset_days: int
     email_confirmations: bool
+    email_notify: bool
     custom_fields: dict[str, Any]
     is_default: bool
     mode: str
@@ -397,6 +400,7 @@ class SummaryOut(BaseModel):
     authorize_auto_payment: bool
     auto_pay_offset_days: int
     email_confirmations: bool
+    email_notify: bool
     is_default: bool
     managed_accounts_count: int
     responsible_account_id: str | None

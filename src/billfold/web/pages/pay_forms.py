@@ -27,7 +27,8 @@ MAX_TEXT = 200
 NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SPACES = re.compile(r"[\s\u00a0\u202f]+")
 _EXPIRY = re.compile(r"(\d{1,2})\s*/\s*(\d{2}|\d{4})|(\d{2})(\d{2})")
-ECHOED = ("card_name", "card_expiry", "bank_holder", "routing_number", "account_type")
+ECHOED = ("card_name", "card_expiry", "bank_holder", "routing_number", "account_type",
+          "save_method")
 ACCOUNT_TYPES = ("checking", "savings")
 
 
@@ -44,7 +45,7 @@ class Choices:
 
     included: tuple[str, ...]  # line keys, in the session's order
     amount_texts: Mapping[str, str]  # what was typed for each part-payable line
-    method: str
+    method: str  # "card", "ach", or "saved:<id>" (PageState.saved_method reads it)
 
 
 def field_text(form: FormData, name: str) -> str:
@@ -77,13 +78,14 @@ def parse_amount(text: str, currency: str, locale: str) -> int | None:
 
 
 def default_choices(state: PageState, locale: str) -> Choices:
-    """Every invoice, each for its whole balance, with the first method allowed."""
+    """Every invoice, each for its whole balance, with the first method offered (the
+    payer's newest saved method, where the page has any)."""
     return Choices(
         included=tuple(line["key"] for line in state.lines),
         amount_texts={line["key"]: input_amount(line["balance_due_minor"], state.row.currency,
                                                 locale)
                       for line in state.lines if line.get("allow_partial")},
-        method=state.methods[0])
+        method=state.choices[0])
 
 
 def read_choices(form: FormData, state: PageState) -> Choices:
@@ -216,6 +218,11 @@ def read_bank(form: FormData, t: Translator) -> tuple[BankDetails | None, list[P
         return None, errors
     return BankDetails(routing_number=routing, account_number=account, account_type=kind,
                        holder_name=holder), []
+
+
+def wants_saved(form: FormData) -> bool:
+    """Whether the payer ticked "Save this payment method for future payments"."""
+    return field_text(form, "save_method") == "1"
 
 
 def echo(form: FormData | None) -> dict[str, str]:

@@ -1,5 +1,10 @@
 """What the payment page needs to know about a session, read in one short transaction and
-handed to the handlers as plain values (the rows come back detached)."""
+handed to the handlers as plain values (the rows come back detached).
+
+A session the portal made for a signed-in payer names that payer user; the page then
+offers the user's saved payment methods (of the kinds the session takes, cards not yet
+expired) beside a new card or bank account. A saved method is chosen as the method value
+``saved:<id>``, and only one the state holds is accepted: the value comes from the form."""
 
 from __future__ import annotations
 
@@ -10,12 +15,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from billfold.core.scope import Scope
+from billfold.payments import saved as saved_methods
 from billfold.payments import sessions
-from billfold.payments.models import Payment, PaySession
+from billfold.payments.models import Payment, PaySession, SavedMethod
 from billfold.tenants import service as tenants
 from billfold.web.pages.rendering import FramePolicy
 
 VIEW_FRAMED = 1  # Cloud Payments V2 ViewMode: shown inside the biller's own site
+SAVED_PREFIX = "saved:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +34,7 @@ class PageState:
     expired: bool
     payment: Payment | None  # the payment that paid the session, else its latest attempt
     policy: FramePolicy
+    saved: tuple[SavedMethod, ...] = ()  # the payer user's methods this page may charge
 
     @property
     def scope(self) -> Scope:
@@ -40,6 +48,31 @@ class PageState:
     def methods(self) -> list[str]:
         return [m for m, on in (("card", self.row.allow_card), ("ach", self.row.allow_ach)) if on]
 
+    @property
+    def payer_user_id(self) -> str | None:
+        value = self.row.options.get("payer_user_id")
+        return str(value) if value else None
+
+    @property
+    def choices(self) -> list[str]:
+        """Every method value the form may send: saved methods first, then new ones."""
+        return [SAVED_PREFIX + m.id for m in self.saved] + self.methods
+
+    def saved_method(self, choice: str) -> SavedMethod | None:
+        """The saved method a method value names, if it is one this page offers."""
+        if not choice.startswith(SAVED_PREFIX):
+            return None
+        wanted = choice.removeprefix(SAVED_PREFIX)
+        return next((m for m in self.saved if m.id == wanted), None)
+
+    def kind_of(self, choice: str) -> str:
+        """"card" or "ach" for a method value; "" for one this page does not offer (the
+        payment check then refuses it)."""
+        method = self.saved_method(choice)
+        if method is not None:
+            return method.kind
+        return choice if choice in self.methods else ""
+
 
 def load(factory: sessionmaker[Session], token: str) -> PageState:
     """The session ``token`` names; NotFound for a token that names none."""
@@ -49,9 +82,20 @@ def load(factory: sessionmaker[Session], token: str) -> PageState:
         state = PageState(
             token=token, row=row, biller=tenants.get_tenant(session, row.tenant_id).name,
             lines=sessions.current_lines(session, row), expired=sessions.is_expired(session, row),
-            payment=_payment_of(session, row), policy=_policy(session, scope, row))
+            payment=_payment_of(session, row), policy=_policy(session, scope, row),
+            saved=_saved(session, scope, row))
         session.expunge_all()
         return state
+
+
+def _saved(session: Session, scope: Scope, row: PaySession) -> tuple[SavedMethod, ...]:
+    user_id = row.options.get("payer_user_id")
+    if not user_id:
+        return ()
+    allowed = {m for m, on in (("card", row.allow_card), ("ach", row.allow_ach)) if on}
+    today = tenants.today(session, scope)
+    return tuple(m for m in saved_methods.list_for(session, scope, str(user_id))
+                 if m.kind in allowed and not saved_methods.is_expired(m, today))
 
 
 def _payment_of(session: Session, row: PaySession) -> Payment | None:

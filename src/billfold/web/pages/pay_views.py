@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from billfold.payments.models import Payment
+from billfold.payments.models import Payment, SavedMethod
 from billfold.payments.notify import CARD_TYPES
 from billfold.payments.paying import Plan
 from billfold.web.pages.i18n import Translator
 from billfold.web.pages.pay_forms import Choices
-from billfold.web.pages.pay_state import PageState
+from billfold.web.pages.pay_state import SAVED_PREFIX, PageState
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,13 @@ class LineView:
     hint: str  # the range a part payment may take
     included: bool
     amount_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class MethodChoice:
+    value: str  # what the form sends as ``method``
+    anchor: str  # the radio's id
+    label: str  # "Visa ending 4242, expires 12/30", "Bank account"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,27 @@ def _hint(line: dict[str, Any], currency: str, t: Translator) -> str:
     minimum = line.get("minimum_amount_due_minor") or 1
     return t("amount_hint", minimum=t.money(minimum, currency),
              balance=t.money(line["balance_due_minor"], currency))
+
+
+def method_choices(state: PageState, t: Translator) -> list[MethodChoice]:
+    """The payer's saved methods first, then a new card or bank account (called so only
+    when there are saved ones to tell them from)."""
+    saved = [MethodChoice(SAVED_PREFIX + method.id, f"method-saved-{slot}", saved_label(method, t))
+             for slot, method in enumerate(state.saved, start=1)]
+    prefix = "method_new_" if saved else "method_"
+    return saved + [MethodChoice(m, f"method-{m}", t(prefix + m)) for m in state.methods]
+
+
+def saved_label(method: SavedMethod, t: Translator) -> str:
+    if method.kind == "card":
+        brand = CARD_TYPES.get(method.brand or "", t("method_card"))
+        if method.exp_month is None or method.exp_year is None:
+            return t("saved_card_plain", brand=brand, last4=method.last4)
+        return t("saved_card", brand=brand, last4=method.last4,
+                 month=f"{method.exp_month:02d}", year=f"{method.exp_year % 100:02d}")
+    key = {"checking": "saved_checking", "savings": "saved_savings"}.get(
+        method.account_type or "", "saved_bank")
+    return t(key, last4=method.last4)
 
 
 def plan_view(plan: Plan, choices: Choices, currency: str, t: Translator) -> PlanView:

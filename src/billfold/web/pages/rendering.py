@@ -58,14 +58,14 @@ class FramePolicy:
         return headers
 
 
-def csrf_token(request: Request) -> str:
+def csrf_token(request: Request, cookie: str = CSRF_COOKIE) -> str:
     """The browser's CSRF token: the one its cookie holds, or a new one."""
-    current = request.cookies.get(CSRF_COOKIE, "")
+    current = request.cookies.get(cookie, "")
     return current if _TOKEN.fullmatch(current) else secrets.token_urlsafe(32)
 
 
-def csrf_ok(request: Request, form: FormData) -> bool:
-    cookie = request.cookies.get(CSRF_COOKIE, "")
+def csrf_ok(request: Request, form: FormData, cookie_name: str = CSRF_COOKIE) -> bool:
+    cookie = request.cookies.get(cookie_name, "")
     sent = form.get(CSRF_FIELD)
     if not isinstance(sent, str) or not _TOKEN.fullmatch(cookie):
         return False
@@ -73,10 +73,11 @@ def csrf_ok(request: Request, form: FormData) -> bool:
 
 
 def render(request: Request, template: str, context: Mapping[str, Any], *, status: int = 200,
-           policy: FramePolicy, secure: bool) -> HTMLResponse:
+           policy: FramePolicy, secure: bool, cookie: str = CSRF_COOKIE,
+           cookie_path: str = COOKIE_PATH) -> HTMLResponse:
     """``template`` as an HTML response carrying the security headers and the CSRF cookie
     whose value ``context["csrf"]`` puts in the page's forms."""
-    token = str(context.get("csrf") or csrf_token(request))
+    token = str(context.get("csrf") or csrf_token(request, cookie))
     body = _env.get_template(template).render({**context, "csrf": token,
                                                "root": request.scope.get("root_path", "")})
     response = HTMLResponse(body, status_code=status, headers=policy.headers())
@@ -85,6 +86,6 @@ def render(request: Request, template: str, context: Mapping[str, Any], *, statu
     same_site: Literal["strict", "lax", "none"] = "strict"
     if policy.framed:
         same_site = "none" if secure else "lax"
-    response.set_cookie(CSRF_COOKIE, token, path=request.scope.get("root_path", "") + COOKIE_PATH,
+    response.set_cookie(cookie, token, path=request.scope.get("root_path", "") + cookie_path,
                         httponly=True, secure=secure, samesite=same_site)
     return response
