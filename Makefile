@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 export BILLFOLD_TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .PHONY: demo test lint unit test-sqlite test-postgres bench lock serve clean browser
+AXE := node_modules/axe-core/axe.min.js
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Billfold needs Python 3.11 ($(PYTHON))"; exit 1; }
@@ -32,10 +33,16 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
 
-test-sqlite: $(STAMP) browser
+# axe-core, run inside the portal's pages by the browser tests (npm ci installs exactly
+# what package-lock.json pins).
+$(AXE): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $(AXE)
+
+test-sqlite: $(STAMP) browser $(AXE)
 	BILLFOLD_TEST_DATABASE=sqlite $(BIN)/pytest -q -n 2 -p no:cacheprovider
 
-test-postgres: $(STAMP) browser
+test-postgres: $(STAMP) browser $(AXE)
 	BILLFOLD_TEST_DATABASE=postgres $(BIN)/pytest -q -n 2 -p no:cacheprovider
 
 test: lint test-sqlite test-postgres
@@ -51,4 +58,4 @@ lock:
 		-o requirements.lock --quiet
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache node_modules
