@@ -212,6 +212,9 @@ def demo() -> None:
                f"{settings.base_url}/v1/customers")
     if link is not None:
         typer.echo(f"pay a Widgets International invoice (test card 4242 4242 4242 4242): {link}")
+    with sessions() as session:
+        for line in demo_data.portal_hints(session, result.tenant_id, settings.base_url):
+            typer.echo(line)
     typer.echo("a Cloud Payments V2 request (its CloudPaymentURL is a payment page):")
     typer.echo("  " + demo_data.cloud_payments_curl(result.api_key, settings.base_url))
 

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from billfold.access import api_keys
+from billfold.access import api_keys, payers
 from billfold.catalog import service as catalog
 from billfold.catalog import tax_service
 from billfold.core.db import transaction
@@ -51,6 +51,9 @@ from billfold.tenants import service as tenants
 from billfold.tenants.models import AccountCategory, BillCycle, PaymentTerm
 
 DEMO_TENANT = "Demo Biller"
+# The demo's payer portal login (test mode only; printed by `billfold demo`).
+PORTAL_EMAIL = "wanda@widgets.example"
+PORTAL_PASSWORD = "demo-portal-2026"  # noqa: S105 (a published demo login, test mode)
 ACTOR = "demo"
 START = date(2026, 1, 1)
 # Every account starts on 2026-01-01 on the cycle billed monthly on the 1st, so a run as of
@@ -134,11 +137,37 @@ def load(session: Session, data_dir: Path, base_url: str = "http://127.0.0.1:800
             "allowed_origins": [_origin(base_url)],
             "allow_private_postback_targets": True,
             "pay_session_minutes": 1440,
+            # The payer portal: SSO from a biller's site (billfold sso-link) and sign-in.
+            "sso_enabled": True,
         })
         created = _seed(session, scope)
+        _portal_payer(session, scope)
     summary = (f"created the seed's customers and orders and started a bill run as of "
                f"{BILL_RUN_AS_OF}" if created else "already loaded, nothing duplicated")
     return DemoResult(tenant.id, secret, summary)
+
+
+def _portal_payer(session: Session, scope: Scope) -> None:
+    """A payer who may see and pay every Widgets International account in the portal."""
+    customer = _customer(session, scope, "WIDGETS-INTL")
+    if customer is None or payers.find_by_email(session, scope, PORTAL_EMAIL) is not None:
+        return
+    user = payers.new_user(session, scope, email=PORTAL_EMAIL, name="Wanda Widgets",
+                           password=PORTAL_PASSWORD, verified=True)
+    for account in customers.customer_accounts(session, scope, customer.id):
+        payers.grant(session, user, account, role="owner", source="staff")
+
+
+def portal_hints(session: Session, tenant_id: str, base_url: str) -> list[str]:
+    """How to enter the demo's payer portal: by password, or by SSO as a biller would."""
+    scope = Scope(tenant_id, "test")
+    customer = _customer(session, scope, "WIDGETS-INTL")
+    numbers = [a.number for a in customers.customer_accounts(session, scope, customer.id)
+               ] if customer else []
+    accounts = " ".join(f"--account {n}" for n in numbers[:2])
+    return [f"payer portal: {base_url}/portal/b/{tenant_id}/test/login "
+            f"(sign in as {PORTAL_EMAIL} / {PORTAL_PASSWORD})",
+            f"  or by SSO:  billfold sso-link --tenant {tenant_id} --user wanda {accounts}"]
 
 
 def _seed(session: Session, scope: Scope) -> bool:
