@@ -10,26 +10,19 @@ open would hold the writer's lock the server needs to take the payment."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from playwright.sync_api import (
     Browser,
-    ConsoleMessage,
     Locator,
     Page,
-    Response,
     expect,
-    sync_playwright,
 )
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -37,7 +30,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from billfold.core import jobs
-from billfold.core.config import Settings
 from billfold.core.db import transaction
 from billfold.core.scope import Scope
 from billfold.customers import service as customers
@@ -49,60 +41,38 @@ from billfold.ledger.verify import verify
 from billfold.notifications import webhooks
 from billfold.payments import sessions as pay_sessions
 from billfold.payments.models import Payment, PaySession
-from billfold.web.app import create_app
 from tests.conftest import Reference
+from tests.web.browser import Served, checked_page, chromium, needs_chromium, served
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 BILLER = "Harbour Bricks"
 PAYER = "Ada Lovelace"
 VISA = "4242 4242 4242 4242"
 DECLINED = "4000 0000 0000 0002"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"needs Debian's Chromium at {CHROMIUM} (make browser)")
+pytestmark = needs_chromium
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    with checked_page(browser) as opened:
+        yield opened
 
 
 # -- Billfold served over HTTP, a postback receiver, a browser ----------------------------
-
-
-def _loopback_socket() -> socket.socket:
-    """A listening socket on a free port of 127.0.0.1, so parallel runs never collide."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    return sock
-
-
-@dataclass(frozen=True)
-class Served:
-    origin: str
-    settings: Settings
 
 
 @pytest.fixture(scope="module")
 def server(database_url: str, engine: Engine, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Served]:
     """Billfold on the suite's database, served by uvicorn in a thread of this process."""
-    sock = _loopback_socket()
-    origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    settings = Settings(database_url=database_url, base_url=origin,
-                        data_dir=Path(tmp_path_factory.mktemp("browser_data")))
-    uv = uvicorn.Server(uvicorn.Config(create_app(settings, engine), log_level="warning",
-                                       access_log=False, lifespan="off"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    yield Served(origin, settings)
-    uv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with served(database_url, engine, Path(tmp_path_factory.mktemp("browser_data"))) as found:
+        yield found
 
 
 @dataclass(frozen=True)
@@ -150,40 +120,6 @@ def receiver() -> Iterator[Receiver]:
     found.httpd.shutdown()
     found.httpd.server_close()
     thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page (and cookie jar) in English. It fails the test on an error response or
-    a console error, such as a stylesheet the Content-Security-Policy blocked; all but
-    the favicon, which the page does not have and Chromium asks for anyway."""
-    context = browser.new_context(locale="en-US")
-    context.set_default_timeout(15_000)
-    opened = context.new_page()
-    errors: list[str] = []
-
-    def on_console(message: ConsoleMessage) -> None:
-        where = message.location.get("url", "")
-        if message.type == "error" and urlsplit(where).path != "/favicon.ico":
-            errors.append(f"{message.text} ({where})")
-
-    def on_response(response: Response) -> None:
-        if response.status >= 400:
-            errors.append(f"{response.status} {response.url}")
-
-    opened.on("console", on_console)
-    opened.on("response", on_response)
-    yield opened
-    context.close()
-    assert errors == []
 
 
 # -- the biller's side --------------------------------------------------------------------
