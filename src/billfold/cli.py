@@ -155,6 +155,8 @@ def sso_link(
                     _fail("none of the accounts given exists in this tenant and mode")
                 if email is None:
                     email = session.get(Customer, found[0].customer_id).primary_email  # type: ignore[union-attr]
+                # An address the token's reader refuses would make a link that never works.
+                email = payers.normalize_email(str(email), field="--email")
                 credentials = sso.current(session, scope, base_url=base_url) \
                     or sso.rotate(session, scope, base_url=base_url)
         except BillfoldError as exc:
@@ -273,6 +275,7 @@ def _worker_loop(once: bool = False, sessions: sessionmaker[Session] | None = No
     """Run due jobs and purge expired idempotency keys until stopped; with ``once``, until
     no job is due."""
     from billfold.access import idempotency
+    from billfold.collections import autopay
     from billfold.payments import after
     from billfold.payments import setup as payment_setup
 
@@ -298,9 +301,11 @@ def _worker_loop(once: bool = False, sessions: sessionmaker[Session] | None = No
             if ran == 0 and (kept_at is None
                              or time.monotonic() - kept_at >= _PURGE_EVERY_SECONDS):
                 # When idle, so due jobs never wait for it: bank settlements, returns and
-                # chargebacks the gateways report, and payments whose outcome was lost.
+                # chargebacks the gateways report, payments whose outcome was lost, and
+                # the autopay charges of invoices that have come due.
                 kept_at = time.monotonic()
                 after.housekeeping_everywhere(sessions, gateways)
+                autopay.run_everywhere(sessions, gateways, settings)
         except Exception:
             if once:
                 log.exception("worker pass failed")

@@ -17,6 +17,11 @@ account's invoice type asks (GTV's Invoice Type: email, paper, paper_and_email, 
 After each of 2-4, ``settle`` works the status out again from what each channel has done:
 ``sent`` once every channel the type asks for is done, ``failed`` (``delivery_error``
 says why) when one failed for good, ``pending`` while one is under way.
+
+An account whose ``email_notify`` is off (the payer's "email me new invoices" preference)
+gets no invoice email; its paper, if any, still goes. The email channel then counts as
+skipped: ``delivery_error`` notes it (``EMAIL_OFF``), and an email-only invoice is
+``not_required``. An email sent before the preference changed still counts as sent.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ PRINT_BATCH = "invoicing.print_batch"
 EMAIL_TYPES = frozenset({"email", "paper_and_email"})
 PAPER_TYPES = frozenset({"paper", "paper_and_email"})
 NOT_DELIVERED = ("draft", "void", "suppressed")
+EMAIL_OFF = "not emailed: the account's email notifications (email_notify) are off"
 
 
 def pdf_key(scope: Scope, invoice_id: str) -> str:
@@ -58,8 +64,9 @@ def print_batch_key(scope: Scope, batch_id: str, extension: str) -> str:
     return f"tenants/{scope.tenant_id}/{scope.mode}/print/{batch_id}.{extension}"
 
 
-def initial_status(invoice_type: str) -> str:
-    return "pending" if invoice_type in EMAIL_TYPES | PAPER_TYPES else "not_required"
+def initial_status(invoice_type: str, email_notify: bool = True) -> str:
+    channels = PAPER_TYPES | (EMAIL_TYPES if email_notify else frozenset())
+    return "pending" if invoice_type in channels else "not_required"
 
 
 # -- issuing -------------------------------------------------------------------------------
@@ -68,7 +75,7 @@ def initial_status(invoice_type: str) -> str:
 def invoice_issued(session: Session, scope: Scope, invoice: Invoice) -> None:
     """Queue the rendering and delivery of one invoice just issued (finalized)."""
     account = _account(session, invoice)
-    invoice.delivery_status = initial_status(account.invoice_type)
+    invoice.delivery_status = initial_status(account.invoice_type, account.email_notify)
     invoice.delivery_error = None
     jobs.enqueue(session, kind=RENDER, key=invoice.id, scope=scope,
                  payload={"invoice_id": invoice.id})
@@ -140,8 +147,8 @@ class RenderInvoice:
         invoice = _invoice(session, scope, invoice_id, for_update=True)
         invoice.pdf_key = key
         account = _account(session, invoice)
-        if account.invoice_type in EMAIL_TYPES and invoice.status not in NOT_DELIVERED \
-                and email_of(session, scope, invoice) is None:
+        if account.invoice_type in EMAIL_TYPES and account.email_notify \
+                and invoice.status not in NOT_DELIVERED and email_of(session, scope, invoice) is None:
             to = distribution.recipients(session, scope, account)
             if to.emails:
                 _queue_email(session, scope, invoice, account, to.emails, doc.biller.name)
@@ -261,19 +268,24 @@ def settle(session: Session, scope: Scope, invoice: Invoice, *, printed: bool | 
            ) -> None:
     """Set ``delivery_status`` and ``delivery_error`` from what each channel the account's
     invoice type asks for has done. ``printed`` says the caller has just printed it."""
-    invoice_type = _account(session, invoice).invoice_type
-    email = _email_state(session, scope, invoice) if invoice_type in EMAIL_TYPES else None
+    account = _account(session, invoice)
+    invoice_type = account.invoice_type
+    email = _email_state(session, scope, invoice, account) if invoice_type in EMAIL_TYPES \
+        else None
     paper = None
     if invoice_type in PAPER_TYPES:
         paper = ("done", None) if printed else _paper_state(session, invoice)
     states = [s for s in (email, paper) if s is not None]
+    skipped = [reason for state, reason in states if state == "skipped" and reason]
+    states = [s for s in states if s[0] != "skipped"]
     if invoice.status in NOT_DELIVERED:  # voided: what has not started never will
         states = [s for s in states if s[0] != "waiting"]
     if not states:
-        invoice.delivery_status, invoice.delivery_error = "not_required", None
+        invoice.delivery_status = "not_required"
+        invoice.delivery_error = "; ".join(skipped) or None
         return
     problems = [reason for state, reason in states if state == "failed" and reason]
-    notes = [reason for state, reason in states if state == "done" and reason]
+    notes = [reason for state, reason in states if state == "done" and reason] + skipped
     if problems:
         invoice.delivery_status = "failed"
     elif any(state == "waiting" for state, _ in states):
@@ -283,8 +295,11 @@ def settle(session: Session, scope: Scope, invoice: Invoice, *, printed: bool | 
     invoice.delivery_error = "; ".join(problems or notes)[:2000] or None
 
 
-def _email_state(session: Session, scope: Scope, invoice: Invoice) -> tuple[str, str | None]:
+def _email_state(session: Session, scope: Scope, invoice: Invoice, account: BillingAccount
+                 ) -> tuple[str, str | None]:
     message = email_of(session, scope, invoice)
+    if message is None and not account.email_notify:
+        return "skipped", EMAIL_OFF
     if message is None:
         if invoice.pdf_key is None:
             failed = _dead_job(session, RENDER, invoice.id)
@@ -292,7 +307,7 @@ def _email_state(session: Session, scope: Scope, invoice: Invoice) -> tuple[str,
                 else ("waiting", None)
         if invoice.status in NOT_DELIVERED:
             return "waiting", None
-        reason = distribution.recipients(session, scope, _account(session, invoice)).reason
+        reason = distribution.recipients(session, scope, account).reason
         return "failed", "not emailed: " + (
             reason or "no Distribute Invoice recipient when the invoice was rendered")
     if message.status == "queued":

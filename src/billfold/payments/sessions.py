@@ -129,14 +129,18 @@ def create_native(session: Session, scope: Scope, *, invoices: Sequence[Mapping[
                   css_url: str | None = None, reference: str | None = None,
                   locale: str | None = None, view_mode: int = 0, currency: str | None = None,
                   payer: Mapping[str, Any] | None = None,
-                  payer_user_id: str | None = None) -> Created:
+                  payer_user_id: str | None = None, own_origin: str | None = None) -> Created:
     """A session over invoices of this tenant, each {invoice_id, allow_partial?,
     minimum_amount_minor?, card_fee_minor?, ach_fee_minor?}, or given inline — invoices
     Billfold does not keep: {number, amount_due_minor, due_date?, account_number?, and the
     same options} in ``currency``, paid by ``payer`` {name?, email?}. ``payer_user_id``
     (a session the portal makes for a signed-in payer) offers that user's saved payment
-    methods on the page and lets the payer save a new one."""
-    problems = check_urls(session, scope, {"return_url": return_url,
+    methods on the page and lets the payer save a new one. ``return_url`` may also be on
+    ``own_origin`` (Billfold's own, in ``targets.origin_of`` form): the portal sends its
+    payer back to itself, an origin no tenant lists."""
+    returning = None if own_origin and targets.matches_origin(return_url or "", [own_origin]) \
+        else return_url
+    problems = check_urls(session, scope, {"return_url": returning,
                                            "postback_url": postback_url, "css_url": css_url})
     if not allow_card and not allow_ach:
         problems.append(FieldError("allow_ach", "card and bank payments cannot both be off"))

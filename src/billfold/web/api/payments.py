@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from billfold.collections import autopay
 from billfold.core.db import transaction
 from billfold.core.scope import Scope
 from billfold.notifications import webhooks
@@ -284,11 +285,14 @@ class ClockOut(BaseModel):
 def advance_clock(body: ClockIn, request: Request, db: DbSession, caller: ApiCaller
                   ) -> dict[str, Any]:
     """Test mode only: move this tenant's test clock forward and run what falls due
-    meanwhile (bank settlements, returns and chargebacks of the test gateway)."""
+    meanwhile (bank settlements, returns and chargebacks of the test gateway, and the
+    autopay charges of invoices that have come due)."""
     tenants.require_test_mode(caller.scope)
     factory = _factory(request, db)
     offset = after.advance_test_clock(factory, _gateway(request, caller.scope), caller.scope,
                                       days=body.days)
+    autopay.run(factory, request.app.state.gateways, caller.scope,
+                base_url=str(request.app.state.settings.base_url))
     with factory() as session:
         return {"today": tenants.today(session, caller.scope), "clock_offset_days": offset,
                 "mode": caller.scope.mode}

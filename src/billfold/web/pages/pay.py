@@ -2,11 +2,16 @@
 the fee and total; pay; see the receipt. Two steps because without JavaScript the total
 can only be shown after a round trip.
 
+A session the portal made for a signed-in payer also offers the payer's saved methods
+(charged by their gateway token, no details asked) and, with a new card or bank account,
+a box to save it; it is saved once the gateway has taken the payment.
+
 Every handler here touches the database, so each is a plain ``def`` run in the thread pool.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -16,9 +21,11 @@ from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
+from billfold.core.db import transaction
 from billfold.core.errors import BillfoldError, Conflict, NotFound, ValidationFailed
 from billfold.payments import paying, sessions
-from billfold.payments.gateways.base import BankDetails, CardDetails
+from billfold.payments import saved as saved_methods
+from billfold.payments.gateways.base import BankDetails, CardDetails, SavedInstrument
 from billfold.payments.models import Payment
 from billfold.web.pages import pay_forms as forms
 from billfold.web.pages import pay_state, pay_views, rendering
@@ -26,6 +33,7 @@ from billfold.web.pages.i18n import Translator, negotiate
 from billfold.web.pages.pay_forms import Choices, PageError
 
 router = APIRouter(prefix="/pay", include_in_schema=False)
+log = logging.getLogger(__name__)
 
 
 async def read_form(request: Request) -> FormData:
@@ -102,7 +110,8 @@ class Page:
         state = self.known
         return self.render(
             "pay_choose.html", status, lines=pay_views.line_views(state, choices, self.t),
-            accounts=pay_views.accounts(state, self.t), methods=state.methods, choices=choices,
+            accounts=pay_views.accounts(state, self.t),
+            method_choices=pay_views.method_choices(state, self.t), choices=choices,
             allow_remove=state.allow_remove, errors=list(errors), by_field=forms.by_field(errors))
 
     def review(self, choices: Choices, plan: paying.Plan, *, errors: Sequence[PageError] = (),
@@ -110,8 +119,12 @@ class Page:
                ) -> Response:
         # A fresh nonce per rendering: a retry after a decline is a new payment, while the
         # same rendered form submitted twice names the first one.
+        state = self.known
+        saved = state.saved_method(choices.method)
         return self.render(
-            "pay_review.html", status, method=choices.method, failure=failure,
+            "pay_review.html", status, method=state.kind_of(choices.method), failure=failure,
+            saved=pay_views.saved_label(saved, self.t) if saved else None,
+            can_save=saved is None and state.payer_user_id is not None,
             plan=pay_views.plan_view(plan, choices, self.known.row.currency, self.t),
             echo=forms.echo(form), nonce=secrets.token_urlsafe(24), errors=list(errors),
             by_field=forms.by_field(errors))
@@ -140,15 +153,26 @@ class Page:
         amounts, errors = forms.amounts_of(choices, state, self.t)
         if errors:
             return self.choose(choices, errors, 422)
+        kind = state.kind_of(choices.method)  # "" for a method this page does not offer
         try:
-            return paying.plan(state.row, state.lines, amounts, choices.method), amounts
+            return paying.plan(state.row, state.lines, amounts, kind), amounts
         except ValidationFailed as error:
             return self.choose(choices, forms.explain(error.errors, state, amounts, self.t), 422)
 
+    def details(self, choices: Choices, form: FormData
+                ) -> tuple[CardDetails | BankDetails | SavedInstrument | None, list[PageError]]:
+        """What to charge: the token of the saved method chosen, else what was typed."""
+        saved = self.known.saved_method(choices.method)
+        if saved is not None:
+            return SavedInstrument(saved.token), []
+        return forms.read_details(form, choices.method, self.t)
+
     def submit(self, choices: Choices, plan: paying.Plan, amounts: dict[str, int],
-               details: CardDetails | BankDetails, nonce: str, form: FormData) -> Response:
+               details: CardDetails | BankDetails | SavedInstrument, nonce: str,
+               form: FormData) -> Response:
         client = self.request.client
-        submission = paying.Submission(nonce=nonce, amounts=amounts, method=choices.method,
+        submission = paying.Submission(nonce=nonce, amounts=amounts,
+                                       method=self.known.kind_of(choices.method),
                                        details=details, remote_ip=client.host if client else None)
         app_state = self.request.app.state
         try:
@@ -168,7 +192,23 @@ class Page:
         if payment.status == "failed":
             failure = self.t.decline(payment.failure_code, payment.failure_message)
             return self.review(choices, plan, form=form, failure=failure)
+        if not isinstance(details, SavedInstrument) and forms.wants_saved(form):
+            self.keep(payment)
         return self.redirect("/receipt")
+
+    def keep(self, payment: Payment) -> None:
+        """Save the method just paid with for the session's payer user. The payment stands
+        whatever happens here, so a refusal is logged rather than shown; a double submit
+        saves the same method again, which changes nothing."""
+        user_id = self.known.payer_user_id
+        if user_id is None or payment.status not in saved_methods.SAVABLE_STATUSES:
+            return
+        try:
+            with self.request.app.state.sessions() as session, transaction(session):
+                saved_methods.save_from_payment(session, self.known.scope, payer_user_id=user_id,
+                                                payment=payment)
+        except BillfoldError as error:
+            log.warning("payment %s: its method was not saved: %s", payment.id, error)
 
 
 @router.get("/{token}")
@@ -206,7 +246,7 @@ def pay(token: str, request: Request, form: Form) -> Response:
     if isinstance(checked, Response):
         return checked
     plan, amounts = checked
-    details, errors = forms.read_details(form, choices.method, page.t)
+    details, errors = page.details(choices, form)
     if details is None:
         return page.review(choices, plan, errors=errors, form=form, status=422)
     return page.submit(choices, plan, amounts, details, nonce, form)
