@@ -359,7 +359,7 @@ def _store(session: Session, scope: Scope, account: BillingAccount, result: gen.
             bill_run_id=bill_run_id, created_at=now,
             assignment_key=None if draft.suppressed else _key_of(draft, keys),
             delivery_status="not_required" if draft.suppressed
-            else delivery.initial_status(account.invoice_type),
+            else delivery.initial_status(account.invoice_type, account.email_notify),
             finalized_at=None if draft.suppressed else now)
         settle_status(invoice)
         invoices.append(invoice)
@@ -428,7 +428,7 @@ def _key_of(draft: gen.InvoiceDraft, keys: dict[str, str]) -> str | None:
 _BILLED_COLUMNS = tuple(BillingAccount.__table__.c[name] for name in (
     "id", "tenant_id", "mode", "customer_id", "number", "status", "responsible_account_id",
     "bill_cycle_id", "start_date", "next_bill_date", "currency", "taxable", "invoice_type",
-    "invoice_rendering_type", "minimum_invoice_amount_minor", "payment_term_id"))
+    "invoice_rendering_type", "minimum_invoice_amount_minor", "payment_term_id", "email_notify"))
 
 BATCH_SIZE = 100
 
@@ -534,7 +534,8 @@ def _store_many(session: Session, scope: Scope,
                 "bill_run_id": bill_run_id,
                 "carried_to_invoice_id": None, "memo": None, "pdf_key": None,
                 "delivery_status": "not_required" if draft.suppressed
-                else delivery.initial_status(account.invoice_type), "delivery_error": None,
+                else delivery.initial_status(account.invoice_type, account.email_notify),
+                "delivery_error": None,
                 "created_at": now, "finalized_at": None if draft.suppressed else now,
                 "voided_at": None})
             for position, line in enumerate(draft.lines, start=1):
