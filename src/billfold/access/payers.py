@@ -305,6 +305,10 @@ def register(session: Session, scope: Scope, *, account_number: str,
         problems.append(FieldError("account_number", "is required", "required"))
     if problems:
         raise ValidationFailed(problems)
+    # Hashed whatever happens next, so a new address (whose user is made with this hash)
+    # takes no longer to answer than a known one or a wrong account.
+    password_hash = passwords.hash_password(password) if signed_in is None and password \
+        else None
     accounts = accounts_by_number(session, scope, [account_number])
     if len(accounts) != 1 or accounts[0].status == "deactivated" or not proof_ok(accounts[0]):
         log.info("registration refused for tenant %s: account %r not found or value wrong",
@@ -312,19 +316,27 @@ def register(session: Session, scope: Scope, *, account_number: str,
         return
     account = accounts[0]
     user = signed_in or find_by_email(session, scope, address)
-    if signed_in is None and user is not None:
+    data: dict[str, Any] = {"billing_account_id": account.id}
+    if signed_in is None and user is not None and user.email_verified_at is not None:
         # Someone (perhaps its owner) used an address that already has a login: tell the
         # address, not the browser.
         _send(session, scope, user.email, Mail(
             f"{biller}: sign in to add account {account.number}",
             f"Someone asked to register account {account.number} with this email address, "
             f"which already has a login. If it was you, sign in and add the account from "
-            f"your profile:\n\n{link('/portal/login')}\n\nIf it was not you, ignore this "
-            f"email.\n"))
+            f"your profile:\n\n{link(f'/portal/b/{scope.tenant_id}/{scope.mode}/login')}"
+            f"\n\nIf it was not you, ignore this email.\n"))
         return
     if user is None:
-        user = new_user(session, scope, email=address, name=name or address, password=password)
-    raw = issue_token(session, user, "registration", {"billing_account_id": account.id})
+        user = new_user(session, scope, email=address, name=name or address)
+        user.password_hash = password_hash
+    elif signed_in is None:
+        # Registering again before the first link was followed (lost, or expired): a new
+        # link, which sets this registration's password when followed. The user's row
+        # keeps the first one, so whoever follows a link gets the password that link's
+        # registration chose, and a second registration cannot take over the first.
+        data["password_hash"] = password_hash
+    raw = issue_token(session, user, "registration", data)
     _send(session, scope, user.email, Mail(
         f"{biller}: confirm your registration",
         f"Confirm that you want to see and pay the bills of account {account.number} "
@@ -342,6 +354,8 @@ def finish_registration(session: Session, scope: Scope, raw: str) -> PayerUser |
     if user is None or account is None:
         return None
     if user.email_verified_at is None:
+        if token.data.get("password_hash"):
+            user.password_hash = token.data["password_hash"]
         user.email_verified_at = clock.utcnow()
     grant(session, user, account, role="owner", source="registration")
     return user

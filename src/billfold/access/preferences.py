@@ -36,12 +36,17 @@ def of(account: BillingAccount) -> Preferences:
 
 def apply(session: Session, scope: Scope, account: BillingAccount, *, actor: str,
           paperless: bool | None = None, email_notify: bool | None = None,
-          email_confirmations: bool | None = None) -> Preferences:
-    """Change what is given; ``None`` leaves a preference as it is."""
+          email_confirmations: bool | None = None, keep_paper: bool | None = None
+          ) -> Preferences:
+    """Change what is given; ``None`` leaves a preference as it is. ``keep_paper`` says
+    whether going paperless still keeps paper; ``None`` means the tenant's ``paper_bill``
+    (an SSO token's own ``paper_bill`` claim overrides it)."""
     settings = tenants.get_settings(session, scope)
     before = history.snapshot(account, _FIELDS)
     options = settings.invoice_distribution_options
-    if paperless is True and not settings.paper_bill and "email" in options:
+    if keep_paper is None:
+        keep_paper = settings.paper_bill
+    if paperless is True and not keep_paper and "email" in options:
         if account.invoice_type in ("paper", "paper_and_email"):
             account.invoice_type = "email"
     elif paperless is False and account.invoice_type in ("email", "none"):

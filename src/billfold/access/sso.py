@@ -248,6 +248,7 @@ def sign_in(session: Session, claims: Claims) -> tuple[PayerUser, str]:
         for account in accounts:
             preferences.apply(session, scope, account, actor=f"sso:{claims.subject}"[:100],
                               paperless=not wanted["paper_bill"],
+                              keep_paper=wanted["paper_bill"],
                               email_notify=wanted["email_notify"],
                               email_confirmations=wanted["email_confirmations"])
     _, cookie = payers.start_session(session, user, method="sso", jti=claims.jti,
@@ -272,6 +273,9 @@ def _provision(session: Session, scope: Scope, claims: Claims) -> PayerUser:
         user.email = claims.email
     user.name = claims.name
     if user.email_verified_at is None:
+        # Whoever registered this address chose the password without ever proving the
+        # address theirs: verifying it now must not let that password in.
+        user.password_hash = None
         user.email_verified_at = clock.utcnow()
     user.updated_at = clock.utcnow()
     return user

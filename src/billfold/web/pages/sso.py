@@ -10,7 +10,7 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
@@ -22,6 +22,7 @@ from billfold.web.pages import portal_base as base
 
 router = APIRouter(prefix="/sso", include_in_schema=False)
 log = logging.getLogger(__name__)
+_ATTEMPTS = 3
 
 
 async def _form(request: Request) -> FormData:
@@ -37,17 +38,29 @@ def enter(mode: str, client_guid: str, request: Request, db: DbSession,
         return base.too_many(request)
     token = form.get("token") or request.query_params.get("token") or ""
     settings = request.app.state.settings
-    try:
-        with transaction(db):
-            claims = sso.read(db, mode=mode, client_guid=client_guid[:64], token=str(token),
-                              base_url=str(settings.base_url))
-            _, cookie = sso.sign_in(db, claims)
-    except sso.Refused as refused:
-        log.warning("SSO refused at /sso/%s/%s: %s", mode[:8], client_guid[:64], refused.reason)
-        return _refused(request)
-    except OperationalError:  # a lock wait given up on SQLite: as good as a refusal
-        log.warning("SSO refused at /sso/%s/%s: database busy", mode[:8], client_guid[:64])
-        return _refused(request)
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with transaction(db):
+                claims = sso.read(db, mode=mode, client_guid=client_guid[:64],
+                                  token=str(token), base_url=str(settings.base_url))
+                _, cookie = sso.sign_in(db, claims)
+            break
+        except sso.Refused as refused:
+            log.warning("SSO refused at /sso/%s/%s: %s", mode[:8], client_guid[:64],
+                        refused.reason)
+            return _refused(request)
+        except OperationalError:  # a lock wait given up on SQLite: as good as a refusal
+            log.warning("SSO refused at /sso/%s/%s: database busy", mode[:8], client_guid[:64])
+            return _refused(request)
+        except IntegrityError:
+            # Another sign-in of the same payer (a second tab, with a token of its own)
+            # committed the user or a grant this one was inserting. Everything here was
+            # rolled back, the jti included; the next attempt finds those rows and
+            # updates them. (A reused jti is refused inside sign_in, never retried.)
+            if attempt == _ATTEMPTS:
+                log.warning("SSO refused at /sso/%s/%s: concurrent sign-ins kept colliding",
+                            mode[:8], client_guid[:64])
+                return _refused(request)
     response = base.redirect(request, "/portal/invoices")
     response.headers["Referrer-Policy"] = "no-referrer"  # the token must not leak onwards
     base.set_session_cookie(request, response, cookie)
