@@ -365,6 +365,21 @@ class TestProvisioning:
                                      shop.paper.number: ("owner", "registration")}
 
 
+    def test_a_grant_sso_raised_stays_when_a_later_sso_leaves_its_account_out(
+            self, shop: Shop) -> None:
+        user, _ = shop.enter(shop.token(accounts=[shop.email.number]))
+        with shop.sessions() as s, transaction(s):
+            fresh, third = s.get(PayerUser, user.id), s.get(BillingAccount, shop.third.id)
+            assert fresh is not None
+            assert third is not None
+            payers.grant(s, fresh, third, role="viewer", source="invitation")
+        shop.enter(shop.token(accounts=[shop.email.number, shop.third.number]))
+        assert shop.grants(user)[shop.third.number] == ("payer", "invitation")
+        shop.enter(shop.token(accounts=[shop.email.number]))
+        assert shop.grants(user) == {shop.email.number: ("payer", "sso"),
+                                     shop.third.number: ("payer", "invitation")}
+
+
 class TestPreferences:
     def test_the_tenants_settings_apply_when_the_token_says_nothing(self, shop: Shop) -> None:
         shop.desk.configure(paper_bill=False, email_notify=True, email_confirmations=False)
@@ -384,6 +399,11 @@ class TestPreferences:
     def test_paper_bill_true_keeps_a_paper_account_on_paper(self, shop: Shop) -> None:
         shop.enter(shop.token(accounts=[shop.paper.number], paper_bill=True))
         assert shop.account(shop.paper).invoice_type == "paper"
+
+    def test_paper_bill_true_does_not_put_a_paperless_account_back_on_paper(
+            self, shop: Shop) -> None:
+        shop.enter(shop.token(accounts=[shop.email.number], paper_bill=True))
+        assert shop.account(shop.email).invoice_type == "email"
 
     def test_paper_stays_when_email_is_not_a_distribution_option(self, shop: Shop) -> None:
         with shop.sessions() as s, transaction(s):

@@ -112,7 +112,9 @@ def grants_of(session: Session, user: PayerUser) -> list[Granted]:
 
 def grant(session: Session, user: PayerUser, account: BillingAccount, *, role: str,
           source: str) -> PayerGrant:
-    """Give ``user`` ``role`` on ``account``; an existing grant keeps the stronger role."""
+    """Give ``user`` ``role`` on ``account``; an existing grant keeps the stronger role.
+    A grant that did not come from SSO stays a grant of its own source when SSO raises its
+    role, so a later SSO that leaves the account out cannot take it away."""
     if role not in PAYER_ROLES:
         raise ValueError(role)
     existing = session.scalars(select(PayerGrant).where(
@@ -120,7 +122,9 @@ def grant(session: Session, user: PayerUser, account: BillingAccount, *, role: s
         PayerGrant.billing_account_id == account.id)).one_or_none()
     if existing is not None:
         if ROLE_RANK[role] > ROLE_RANK[existing.role]:
-            existing.role, existing.source = role, source
+            existing.role = role
+            if existing.source == "sso":
+                existing.source = source
         return existing
     row = PayerGrant(id=ids.new_id("payer_grant"), tenant_id=user.tenant_id, mode=user.mode,
                      payer_user_id=user.id, billing_account_id=account.id, role=role,
@@ -357,6 +361,7 @@ def finish_registration(session: Session, scope: Scope, raw: str) -> PayerUser |
         if token.data.get("password_hash"):
             user.password_hash = token.data["password_hash"]
         user.email_verified_at = clock.utcnow()
+    user.preferred_language = user.preferred_language or account.preferred_language
     grant(session, user, account, role="owner", source="registration")
     return user
 

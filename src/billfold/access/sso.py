@@ -240,6 +240,8 @@ def sign_in(session: Session, claims: Claims) -> tuple[PayerUser, str]:
     except IntegrityError:
         raise Refused("the token's jti was used before") from None
     user = _provision(session, scope, claims)
+    # The portal speaks the account's language until the payer chooses one.
+    user.preferred_language = user.preferred_language or accounts[0].preferred_language
     payers.replace_sso_grants(session, user, accounts)
     settings = tenants.get_settings(session, scope)
     if not settings.payer_controlled_preferences:
@@ -247,7 +249,9 @@ def sign_in(session: Session, claims: Claims) -> tuple[PayerUser, str]:
                   "email_confirmations": settings.email_confirmations, **claims.preferences}
         for account in accounts:
             preferences.apply(session, scope, account, actor=f"sso:{claims.subject}"[:100],
-                              paperless=not wanted["paper_bill"],
+                              # paper_bill keeps paper going; it does not start it for an
+                              # account that is paperless already.
+                              paperless=None if wanted["paper_bill"] else True,
                               keep_paper=wanted["paper_bill"],
                               email_notify=wanted["email_notify"],
                               email_confirmations=wanted["email_confirmations"])
