@@ -16,7 +16,7 @@ from typing import Annotated, Literal, cast
 import typer
 from sqlalchemy.orm import Session, sessionmaker
 
-from billfold.core import jobs
+from billfold.core import clock, jobs
 from billfold.core.config import Settings, get_settings
 from billfold.core.db import make_engine, make_sessionmaker, transaction
 from billfold.core.scope import Mode, Scope
@@ -274,7 +274,7 @@ def _job_handlers(settings: Settings) -> dict[str, jobs.Handler]:
 def _worker_loop(once: bool = False, sessions: sessionmaker[Session] | None = None) -> None:
     """Run due jobs and purge expired idempotency keys until stopped; with ``once``, until
     no job is due."""
-    from billfold.access import idempotency
+    from billfold.access import idempotency, payers, sso
     from billfold.collections import autopay
     from billfold.payments import after
     from billfold.payments import setup as payment_setup
@@ -297,6 +297,15 @@ def _worker_loop(once: bool = False, sessions: sessionmaker[Session] | None = No
                         session, retention_hours=settings.idempotency_retention_hours)
                 if purged:
                     log.info("purged %d expired idempotency keys", purged)
+                with sessions() as session, transaction(session):
+                    # Nothing here can sign anyone in any more; an SSO token id is kept
+                    # until its token's exp (plus the skew) refuses a replay anyway.
+                    now = clock.utcnow()
+                    purged = payers.purge_expired(session, before=now) \
+                        + sso.forget_spent(session, before=now)
+                if purged:
+                    log.info("purged %d expired portal sessions, tokens and SSO token ids",
+                             purged)
             ran = jobs.run_pending(sessions, handlers, worker_id=worker_id)
             if ran == 0 and (kept_at is None
                              or time.monotonic() - kept_at >= _PURGE_EVERY_SECONDS):

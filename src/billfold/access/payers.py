@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from billfold.access import passwords
@@ -406,6 +406,17 @@ def reset_password(session: Session, scope: Scope, *, token: str,
 def _send(session: Session, scope: Scope, to: str, mail: Mail) -> None:
     outbox.enqueue_email(session, scope, to=[to], subject=mail.subject, text=mail.text,
                          about=("payer_user", to))
+
+
+def purge_expired(session: Session, *, before: datetime) -> int:
+    """Delete sessions and one-use tokens that stopped working before ``before``: they
+    can never sign anyone in again, and their rows only grow the tables."""
+    gone = session.execute(delete(PayerSession).where(or_(
+        PayerSession.expires_at < before, PayerSession.ended_at < before,
+        PayerSession.last_seen_at < before - SESSION_IDLE)))
+    spent = session.execute(delete(PayerToken).where(or_(
+        PayerToken.expires_at < before, PayerToken.used_at < before)))
+    return int(gone.rowcount or 0) + int(spent.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def expiry_of(row: PayerSession) -> datetime:
