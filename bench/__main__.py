@@ -20,7 +20,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import bill_run, http_create, machine, payments, pdf_render, search, service_create
+from bench import (
+    bill_run,
+    http_create,
+    machine,
+    payments,
+    pdf_render,
+    portal_history,
+    search,
+    service_create,
+)
 from bench.backends import BACKENDS, DEFAULT_POSTGRES_URL, autovacuum_stand_in, fresh_database
 
 Benchmark = Callable[..., list[dict[str, Any]]]
@@ -32,6 +41,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "bill_run": bill_run.run,
     "pay_sessions": payments.run_sessions,
     "payment_record": payments.run_record,
+    "portal_history": portal_history.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

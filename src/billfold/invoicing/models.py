@@ -31,6 +31,9 @@ class Invoice(TenantScoped, Base):
         Index(None, "tenant_id", "mode", "number", unique=True),
         Index(None, "tenant_id", "mode", "id"),
         Index(None, "tenant_id", "mode", "billing_account_id", "id"),
+        # A payer's invoices (the portal's history and what it leaves due), read in
+        # proportion to that payer's invoices, not the tenant's.
+        Index(None, "tenant_id", "mode", "billing_account_id", "status", "issue_date"),
         Index(None, "tenant_id", "mode", "status", "id"),
         Index(None, "tenant_id", "mode", "issue_date", "id"),
         Index(None, "tenant_id", "mode", "assignment_key"),
