@@ -364,3 +364,38 @@ def test_autopay_enrollment_then_the_worker_pays_what_falls_due(page: Page, bill
     assert biller.status(due) == "paid"
     page.goto(f"{biller.server.origin}/portal/invoices")
     expect(page.locator("table tbody tr").filter(has_text=str(due.number))).to_contain_text("Paid")
+
+
+def test_every_portal_page_passes_axe_in_english_and_spanish(browser: Browser, biller: Biller
+                                                              ) -> None:
+    """The pages the flows above do not visit: invoice, accounts, an account, payments, a
+    receipt, profile, saved methods; in English, then in Spanish (the payer's account
+    language wins over the browser's, so the account is switched to Spanish for it)."""
+    first = biller.accounts[0]
+    invoice = biller.invoice(first, 3300)
+    biller.owner("olive.axe@household.example", "accessible-to-all", first)
+    for language, locale, heading_text in (("en", "en-US", "Your invoices"),
+                                           ("es", "es-ES", "Sus facturas")):
+        with biller.sessions() as s, transaction(s):
+            user = payers.find_by_email(s, biller.scope, "olive.axe@household.example")
+            assert user is not None
+            user.preferred_language = language
+        with checked_page(browser, locale=locale, bypass_csp=True) as page:
+            page.goto(biller.login_url())
+            page.locator("#f-email").fill("olive.axe@household.example")
+            page.locator("#f-password").fill("accessible-to-all")
+            page.locator("form button[type=submit]").click()
+            expect(heading(page)).to_have_text(heading_text)
+            expect(page.locator("html")).to_have_attribute("lang", re.compile(f"^{language}"))
+            origin = biller.server.origin
+            for path in ("/portal/invoices", f"/portal/invoices/{invoice.id}", "/portal/accounts",
+                         f"/portal/accounts/{first.id}", "/portal/payments", "/portal/profile",
+                         "/portal/preferences", "/portal/autopay", "/portal/methods"):
+                page.goto(origin + path)
+                accessible(page)
+            # Keyboard: the first Tab reaches the skip link, which moves focus to main.
+            page.goto(origin + "/portal/invoices")
+            page.keyboard.press("Tab")
+            expect(page.locator(".skip-link")).to_be_focused()
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / f"every_page_{language}.png"), full_page=True)
