@@ -389,7 +389,8 @@ def test_every_portal_page_passes_axe_in_english_and_spanish(browser: Browser, b
             expect(page.locator("html")).to_have_attribute("lang", re.compile(f"^{language}"))
             origin = biller.server.origin
             for path in ("/portal/invoices", f"/portal/invoices/{invoice.id}", "/portal/accounts",
-                         f"/portal/accounts/{first.id}", "/portal/payments", "/portal/profile",
+                         f"/portal/accounts/{first.id}", f"/portal/accounts/{first.id}/people",
+                         "/portal/payments", "/portal/profile",
                          "/portal/preferences", "/portal/autopay", "/portal/methods"):
                 page.goto(origin + path)
                 accessible(page)

@@ -26,7 +26,7 @@ from billfold.web.api import (
 from billfold.web.deps import DbSession, reject_nul_parameters
 from billfold.web.middleware import RequestGuard
 from billfold.web.pages import pay as pay_page
-from billfold.web.pages import portal, portal_auth, portal_autopay, static_app
+from billfold.web.pages import portal, portal_auth, portal_autopay, portal_people, static_app
 from billfold.web.pages import sso as sso_page
 
 DESCRIPTION = """Billfold's JSON API. Authenticate with `Authorization: Bearer <api key>`
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(portal_auth.router)
     app.include_router(portal.router)
     app.include_router(portal_autopay.router)
+    app.include_router(portal_people.router)
     app.mount("/static", static_app(), name="static")
     app.include_router(payments.router)
     app.include_router(payments.cloud_router)

@@ -48,4 +48,7 @@ REGISTER = Limit(10, 600)
 RESET = Limit(5, 600)
 SSO = Limit(120, 60)
 
-ALL = (SIGN_IN, SIGN_IN_PER_EMAIL, REGISTER, RESET, SSO)
+# Invitations a payer user sends: twenty an hour.
+INVITE = Limit(20, 3600)
+
+ALL = (SIGN_IN, SIGN_IN_PER_EMAIL, REGISTER, RESET, SSO, INVITE)

@@ -59,9 +59,14 @@ class Viewer:
 
 
 def viewer_of(request: Request, db: Session) -> Viewer | None:
+    """The signed-in payer user, or None. Finding the session may move its last-seen time
+    (once a minute); that is committed at once, or a payer who only reads pages would be
+    signed out as idle after two hours."""
     found = payers.session_of(db, request.cookies.get(SESSION_COOKIE))
     if found is None:
         return None
+    if db.dirty:
+        db.commit()
     row, user = found
     scope = Scope(user.tenant_id, cast(Mode, user.mode))
     return Viewer(user=user, session_row=row, scope=scope,

@@ -20,13 +20,8 @@ from billfold.web.pages.portal_i18n import PortalTranslator
 
 
 def signed_in(request: Request, db: Session) -> base.Viewer | None:
-    """The signed-in payer user, or None. Finding the session may move its last-seen time
-    (once a minute); that is committed at once, or a payer who only reads pages would be
-    signed out as idle after two hours."""
-    viewer = base.viewer_of(request, db)
-    if viewer is not None and db.dirty:
-        db.commit()
-    return viewer
+    """The signed-in payer user, or None (``portal_base.viewer_of``)."""
+    return base.viewer_of(request, db)
 
 
 def words(request: Request, viewer: base.Viewer) -> PortalTranslator:
