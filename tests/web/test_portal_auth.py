@@ -71,15 +71,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         engine.dispose()
 
 
-@pytest.fixture(autouse=True)
-def fresh_limits() -> Iterator[None]:
-    for limit in limits.ALL:
-        limit.reset()
-    yield
-    for limit in limits.ALL:
-        limit.reset()
-
-
 # -- reading pages as a browser does ---------------------------------------------------------
 
 

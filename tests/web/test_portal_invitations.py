@@ -16,20 +16,11 @@ from billfold.access import payers
 from billfold.access.models import PayerGrant, PayerUser
 from billfold.core.db import transaction
 from billfold.notifications.models import OutboxMessage
-from billfold.web.pages import limits, portal_base
+from billfold.web.pages import portal_base
 from tests.web.test_pay_page import form_to
 from tests.web.test_portal_pages import Portal, post
 
 LINK = re.compile(r"http://\S+(/portal/invitation\?token=[A-Za-z0-9_-]+)")
-
-
-@pytest.fixture(autouse=True)
-def fresh_limits() -> Any:
-    for limit in limits.ALL:
-        limit.reset()
-    yield
-    for limit in limits.ALL:
-        limit.reset()
 
 
 @pytest.fixture

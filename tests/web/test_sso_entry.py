@@ -36,15 +36,6 @@ CSRF_VALUE = re.compile(r'value="[A-Za-z0-9_-]{43}"')
 SSO_LOGGER = "billfold.web.pages.sso"
 
 
-@pytest.fixture(autouse=True)
-def fresh_limits() -> Iterator[None]:
-    for limit in limits.ALL:
-        limit.reset()
-    yield
-    for limit in limits.ALL:
-        limit.reset()
-
-
 def raw_key(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 

@@ -397,11 +397,21 @@ class Translator:
         return message or EN["failed_heading"]
 
     def money(self, minor: int, currency: str) -> str:
-        return Money(minor, currency).format(self.locale.babel)
+        return format_money(minor, currency, self.locale)
 
     def date(self, value: date | str | None) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, str):
-            value = date.fromisoformat(value)
-        return str(format_date(value, format="medium", locale=self.locale.babel))
+        return format_day(value, self.locale)
+
+
+def format_money(minor: int, currency: str, locale: PageLocale) -> str:
+    """An amount as people of ``locale`` write it."""
+    return Money(minor, currency).format(locale.babel)
+
+
+def format_day(value: date | str | None, locale: PageLocale) -> str:
+    """A date (or an ISO date string) as people of ``locale`` write it; "" for none."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        value = date.fromisoformat(value)
+    return str(format_date(value, format="medium", locale=locale.babel))

@@ -235,11 +235,9 @@ def invoice_pdf(invoice_id: str, request: Request, db: DbSession) -> Response:
 def pay(request: Request, db: DbSession, form: Form) -> Response:
     """A hosted payment session over the chosen invoices, then off to its page; any
     invoice the viewer may not pay refuses the lot and nothing is created."""
-    viewer = views.signed_in(request, db)
-    if viewer is None:
-        return base.to_sign_in(request)
-    if not base.csrf_ok(request, form):
-        return base.forbidden(request, viewer)
+    viewer = base.posted_by(request, db, form)
+    if isinstance(viewer, Response):
+        return viewer
     if not tenants.get_settings(db, viewer.scope).invoice_history_enabled:
         return views.history_off(request, viewer)
     t = views.words(request, viewer)

@@ -116,11 +116,9 @@ def logout(request: Request, db: DbSession, form: Form) -> Response:
 
 @router.post("/logout-everywhere")
 def logout_everywhere(request: Request, db: DbSession, form: Form) -> Response:
-    viewer = base.viewer_of(request, db)
-    if viewer is None:
-        return base.to_sign_in(request)
-    if not base.csrf_ok(request, form):
-        return base.forbidden(request, viewer)
+    viewer = base.posted_by(request, db, form)
+    if isinstance(viewer, Response):
+        return viewer
     with transaction(db):
         payers.end_all_sessions(db, viewer.user)
     response = _signed_out(request, viewer)

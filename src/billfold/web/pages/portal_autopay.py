@@ -78,11 +78,9 @@ def _autopay(request: Request, db: Session, viewer: base.Viewer, *, errors: dict
 
 @router.post("/autopay/{account_id}")
 def enroll(account_id: str, request: Request, db: DbSession, form: Form) -> Response:
-    viewer = base.viewer_of(request, db)
-    if viewer is None:
-        return base.to_sign_in(request)
-    if not base.csrf_ok(request, form):
-        return base.forbidden(request, viewer)
+    viewer = base.posted_by(request, db, form)
+    if isinstance(viewer, Response):
+        return viewer
     t = base.translator(request, viewer.user.preferred_language)
     offset_text = str(form.get("offset_days") or "").strip()
     try:
@@ -108,11 +106,9 @@ def enroll(account_id: str, request: Request, db: DbSession, form: Form) -> Resp
 
 @router.post("/autopay/{account_id}/cancel")
 def cancel(account_id: str, request: Request, db: DbSession, form: Form) -> Response:
-    viewer = base.viewer_of(request, db)
-    if viewer is None:
-        return base.to_sign_in(request)
-    if not base.csrf_ok(request, form):
-        return base.forbidden(request, viewer)
+    viewer = base.posted_by(request, db, form)
+    if isinstance(viewer, Response):
+        return viewer
     try:
         with transaction(db):
             autopay.cancel(db, viewer.scope, user=viewer.user, billing_account_id=account_id)
@@ -146,11 +142,9 @@ def _methods(request: Request, db: Session, viewer: base.Viewer, *, error: str |
 
 @router.post("/methods/{method_id}/remove")
 def remove_method(method_id: str, request: Request, db: DbSession, form: Form) -> Response:
-    viewer = base.viewer_of(request, db)
-    if viewer is None:
-        return base.to_sign_in(request)
-    if not base.csrf_ok(request, form):
-        return base.forbidden(request, viewer)
+    viewer = base.posted_by(request, db, form)
+    if isinstance(viewer, Response):
+        return viewer
     try:
         with transaction(db):
             saved.remove(db, viewer.scope, payer_user_id=viewer.user.id, method_id=method_id)

@@ -95,6 +95,17 @@ def csrf_ok(request: Request, form: FormData) -> bool:
     return rendering.csrf_ok(request, form, CSRF_COOKIE)
 
 
+def posted_by(request: Request, db: Session, form: FormData) -> Viewer | Response:
+    """The signed-in payer user who posted ``form`` with a good CSRF token, or the page
+    to answer with instead (sign in; the form has expired)."""
+    viewer = viewer_of(request, db)
+    if viewer is None:
+        return to_sign_in(request)
+    if not csrf_ok(request, form):
+        return forbidden(request, viewer)
+    return viewer
+
+
 def redirect(request: Request, path: str) -> Response:
     """303 to a portal path (``/portal/...``), so a POST is never repeated by reload."""
     root = request.scope.get("root_path", "")

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from babel.dates import format_date
 from babel.messages.pofile import read_po
 
-from billfold.money import Money
-from billfold.web.pages.i18n import DEFAULT, PageLocale, negotiate
+from billfold.web.pages.i18n import DEFAULT, PageLocale, format_day, format_money, negotiate
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 DOMAIN = "portal"
@@ -54,11 +52,7 @@ class PortalTranslator:
         return text.format(**values) if values else text
 
     def money(self, minor: int, currency: str) -> str:
-        return Money(minor, currency).format(self.locale.babel)
+        return format_money(minor, currency, self.locale)
 
     def date(self, value: date | str | None) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, str):
-            value = date.fromisoformat(value)
-        return str(format_date(value, format="medium", locale=self.locale.babel))
+        return format_day(value, self.locale)

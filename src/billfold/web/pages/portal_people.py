@@ -25,11 +25,15 @@ router = APIRouter(prefix="/portal", include_in_schema=False)
 Form = Annotated[FormData, Depends(base.read_form)]
 
 
-def _owned(request: Request, db: Session, account_id: str
+def _owned(request: Request, db: Session, account_id: str, form: FormData | None = None
            ) -> tuple[base.Viewer, payers.Granted] | Response:
-    viewer = base.viewer_of(request, db)
+    """The signed-in owner of the account (who posted ``form`` with a good CSRF token,
+    when one is given), or the page to answer with."""
+    viewer = base.viewer_of(request, db) if form is None else base.posted_by(request, db, form)
     if viewer is None:
         return base.to_sign_in(request)
+    if isinstance(viewer, Response):
+        return viewer
     granted = viewer.granted(db, account_id)
     if granted is None or not granted.is_owner:  # only owners see who else has access
         return base.not_found(request, viewer)
@@ -57,12 +61,10 @@ def people(account_id: str, request: Request, db: DbSession) -> Response:
 
 @router.post("/accounts/{account_id}/people")
 def invite(account_id: str, request: Request, db: DbSession, form: Form) -> Response:
-    found = _owned(request, db, account_id)
+    found = _owned(request, db, account_id, form)
     if isinstance(found, Response):
         return found
     viewer, granted = found
-    if not base.csrf_ok(request, form):
-        return base.forbidden(request, viewer)
     if not limits.INVITE.allow(viewer.user.id):
         return base.too_many(request)
     values = {"email": str(form.get("email") or "")[:254], "role": str(form.get("role") or "")}
@@ -85,12 +87,10 @@ def invite(account_id: str, request: Request, db: DbSession, form: Form) -> Resp
 @router.post("/accounts/{account_id}/people/{grant_id}/remove")
 def remove(account_id: str, grant_id: str, request: Request, db: DbSession, form: Form
            ) -> Response:
-    found = _owned(request, db, account_id)
+    found = _owned(request, db, account_id, form)
     if isinstance(found, Response):
         return found
     viewer, granted = found
-    if not base.csrf_ok(request, form):
-        return base.forbidden(request, viewer)
     with transaction(db):
         removed = payers.revoke(db, owner=viewer.user, account=granted.account,
                                 grant_id=grant_id[:40])

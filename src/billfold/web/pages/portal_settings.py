@@ -52,11 +52,9 @@ def preferences_page(request: Request, db: DbSession, saved: str = "") -> Respon
 @router.post("/preferences/{account_id}")
 def change_preferences(account_id: str, request: Request, db: DbSession, form: Form
                        ) -> Response:
-    viewer = views.signed_in(request, db)
-    if viewer is None:
-        return base.to_sign_in(request)
-    if not base.csrf_ok(request, form):
-        return base.forbidden(request, viewer)
+    viewer = base.posted_by(request, db, form)
+    if isinstance(viewer, Response):
+        return viewer
     granted = viewer.granted(db, account_id)
     if granted is None:
         return base.not_found(request, viewer)
@@ -103,11 +101,9 @@ def _profile(request: Request, db: Session, viewer: base.Viewer, *,
 def add_account(request: Request, db: DbSession, form: Form) -> Response:
     """The registration story for a signed-in payer: the account's number and the biller's
     registration value, then a link by email that adds the account (as its owner)."""
-    viewer = views.signed_in(request, db)
-    if viewer is None:
-        return base.to_sign_in(request)
-    if not base.csrf_ok(request, form):
-        return base.forbidden(request, viewer)
+    viewer = base.posted_by(request, db, form)
+    if isinstance(viewer, Response):
+        return viewer
     if not limits.REGISTER.allow(f"payer_user:{viewer.user.id}"):
         return base.too_many(request)
     values = {k: str(form.get(k) or "")[:254] for k in ("account_number", "registration_value")}
