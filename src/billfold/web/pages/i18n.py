@@ -101,6 +101,7 @@ EN: dict[str, str] = {
     "processing_note": "Do not pay again. Your receipt will be ready in a moment.",
     "view_receipt": "View the receipt",
     "return_to": "Return to {biller}",
+    "register_link": "Register to see and pay your bills online",
     "card_masked": "{brand} •••• {last4}",
     "bank_masked": "Bank account •••• {last4}",
     "nothing_due": "There is nothing left to pay on this page.",
@@ -199,6 +200,7 @@ ES: dict[str, str] = {
     "processing_note": "No vuelva a pagar. Su recibo estará listo en un momento.",
     "view_receipt": "Ver el recibo",
     "return_to": "Volver a {biller}",
+    "register_link": "Regístrese para ver y pagar sus facturas en línea",
     "card_masked": "{brand} •••• {last4}",
     "bank_masked": "Cuenta bancaria •••• {last4}",
     "nothing_due": "No queda nada por pagar en esta página.",
@@ -273,6 +275,7 @@ FR: dict[str, str] = {
     "receipt_number": "Numéro de reçu",
     "payment_date": "Date",
     "return_to": "Retour à {biller}",
+    "register_link": "Inscrivez-vous pour consulter et payer vos factures en ligne",
     "bank_masked": "Compte bancaire •••• {last4}",
 }
 
@@ -324,6 +327,7 @@ DE: dict[str, str] = {
     "receipt_number": "Belegnummer",
     "payment_date": "Datum",
     "return_to": "Zurück zu {biller}",
+    "register_link": "Registrieren Sie sich, um Ihre Rechnungen online zu sehen und zu bezahlen",
     "bank_masked": "Bankkonto •••• {last4}",
 }
 

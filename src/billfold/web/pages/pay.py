@@ -103,7 +103,23 @@ class Page:
                                 link=(self.url + "/receipt", self.t("view_receipt")))
         if payment.status == "unknown":
             return self.unconfirmed()
-        return self.render("pay_receipt.html", receipt=pay_views.receipt_view(payment, self.t))
+        return self.render("pay_receipt.html", receipt=pay_views.receipt_view(payment, self.t),
+                           register_url=self.register_url())
+
+    def register_url(self) -> str | None:
+        """Where a payer who paid without a portal login may register (Cloud Payments V2's
+        AllowRegisterAccount), with the first account Billfold keeps filled in."""
+        state = self.state
+        if state is None or state.payer_user_id \
+                or not state.row.options.get("allow_register_account"):
+            return None
+        number = next((str(p["account_number"]) for p in state.row.payers
+                       if p.get("billing_account_id") and p.get("account_number")), None)
+        if number is None:  # invoices Billfold does not keep: no account to register
+            return None
+        root = self.request.scope.get("root_path", "")
+        return (f"{root}/portal/b/{state.row.tenant_id}/{state.row.mode}/register"
+                f"?account={quote(number, safe='')}")
 
     def choose(self, choices: Choices, errors: Sequence[PageError] = (), status: int = 200
                ) -> Response:

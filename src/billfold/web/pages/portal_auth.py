@@ -141,14 +141,17 @@ def _signed_out(request: Request, viewer: base.Viewer | None) -> Response:
 
 
 @router.get("/b/{tenant_id}/{mode}/register")
-def register_form(tenant_id: str, mode: str, request: Request, db: DbSession) -> Response:
+def register_form(tenant_id: str, mode: str, request: Request, db: DbSession,
+                  account: str = "") -> Response:
+    """The registration form; ``account`` fills in the account number (the payment page's
+    receipt links here with the account just paid)."""
     biller = _biller(db, tenant_id, mode)
     if biller is None:
         return base.not_found(request)
     check = tenants.get_settings(db, biller[0]).registration_check
     return base.render(request, "register.html", {
-        "entry": _entry(request, tenant_id, mode), "check": check, "values": {}, "errors": {}},
-        biller=biller[1])
+        "entry": _entry(request, tenant_id, mode), "check": check,
+        "values": {"account_number": account[:40]}, "errors": {}}, biller=biller[1])
 
 
 @router.post("/b/{tenant_id}/{mode}/register")
