@@ -606,3 +606,18 @@ class TestProfile:
                         form.filled(account_number="", registration_value=""))
         assert response.status_code == 422
         assert "Enter the account number." in response.text
+
+    def test_the_payer_chooses_the_language_over_the_browsers(self, portal: Portal) -> None:
+        english = portal.page("/portal/profile").text
+        assert '<html lang="en' in english
+        form = form_to(english, "/portal/profile/language")
+        chosen = post(portal.browser, "/portal/profile/language", form.filled(language="es"))
+        assert chosen.status_code == 303
+        history = portal.browser.get("/portal/invoices", headers={"Accept-Language": "en-US"})
+        assert '<html lang="es' in history.text
+        assert "Sus facturas" in history.text
+        refused = post(portal.browser, "/portal/profile/language", form.filled(language="xx"))
+        assert refused.status_code == 422
+        assert "Elija uno de los idiomas de la lista." in refused.text
+        with portal.sessions() as s:
+            assert s.get_one(PayerUser, portal.user_id).preferred_language == "es"

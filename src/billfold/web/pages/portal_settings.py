@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from billfold.access import payers, preferences
+from billfold.core import clock
 from billfold.core.db import transaction
 from billfold.core.errors import ValidationFailed
 from billfold.tenants import service as tenants
@@ -94,6 +95,7 @@ def _profile(request: Request, db: Session, viewer: base.Viewer, *,
         "accounts": [{"id": g.account.id, "number": g.account.number, "name": g.customer_name,
                       "role": views.role(t, g.grant.role)} for g in viewer.grants(db)],
         "check": tenants.get_settings(db, viewer.scope).registration_check,
+        "languages": LANGUAGE_NAMES, "language": t.locale.language,
         "values": values or {}, "errors": errors or {}}, viewer=viewer, status=status, t=t)
 
 
@@ -126,3 +128,23 @@ def add_account(request: Request, db: DbSession, form: Form) -> Response:
                   "link to finish. The link works for two days."),
         "link": (f"{request.scope.get('root_path', '')}/portal/profile", t("Back to your profile"))},
         viewer=viewer, t=t)
+
+
+LANGUAGE_NAMES = {"en": "English", "es": "Español"}  # each in its own language
+
+
+@router.post("/profile/language")
+def choose_language(request: Request, db: DbSession, form: Form) -> Response:
+    """The payer's own choice of language, over the account's and the browser's."""
+    viewer = base.posted_by(request, db, form)
+    if isinstance(viewer, Response):
+        return viewer
+    language = str(form.get("language") or "")
+    if language not in LANGUAGE_NAMES:
+        t = views.words(request, viewer)
+        return _profile(request, db, viewer, status=422,
+                        errors={"language": t("Choose one of the languages listed.")})
+    with transaction(db):
+        viewer.user.preferred_language = language
+        viewer.user.updated_at = clock.utcnow()
+    return base.redirect(request, "/portal/profile")
