@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from billfold.access import payers
 from billfold.access.models import PayerGrant, PayerUser
 from billfold.core.db import transaction
+from billfold.customers.models import BillingAccount
 from billfold.notifications.models import OutboxMessage
 from billfold.web.pages import portal_base
 from tests.web.test_pay_page import form_to
@@ -218,3 +219,14 @@ class TestWhoMay:
             assert len(list(s.scalars(select(PayerUser).where(
                 PayerUser.email == "twice@example.net",
                 PayerUser.tenant_id == portal.scope.tenant_id)))) == 1
+
+
+def test_the_invitation_is_written_in_the_accounts_language(portal: Portal) -> None:
+    with portal.sessions() as s, transaction(s):
+        s.get_one(BillingAccount, portal.a).preferred_language = "es_MX"
+    invite(portal, portal.a, "lucia@example.net", "viewer")
+    with portal.sessions() as s:
+        number = s.get_one(BillingAccount, portal.a).number
+        [subject] = [m.subject for m in s.scalars(select(OutboxMessage).where(
+            OutboxMessage.tenant_id == portal.scope.tenant_id)) if "lucia@example.net" in m.to]
+    assert subject == f"HTTP Biller: Ada Payer le invitó a la cuenta {number}"

@@ -21,7 +21,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from billfold.access import passwords
+from billfold.access import mails, passwords
 from billfold.access.models import PAYER_ROLES, PayerGrant, PayerSession, PayerToken, PayerUser
 from billfold.core import clock, ids
 from billfold.core.errors import FieldError, ValidationFailed
@@ -278,14 +278,6 @@ def sign_in(session: Session, scope: Scope, *, email: str, password: str) -> Pay
     return user
 
 
-@dataclass(frozen=True, slots=True)
-class Mail:
-    """What an email to a payer says; the caller's base URL goes into ``link``."""
-
-    subject: str
-    text: str
-
-
 def register(session: Session, scope: Scope, *, account_number: str,
              proof_ok: Callable[[BillingAccount], bool], email: str, name: str,
              password: str | None, signed_in: PayerUser | None, link: Callable[[str], str],
@@ -325,12 +317,11 @@ def register(session: Session, scope: Scope, *, account_number: str,
     if signed_in is None and user is not None and user.email_verified_at is not None:
         # Someone (perhaps its owner) used an address that already has a login: tell the
         # address, not the browser.
-        _send(session, scope, user.email, Mail(
-            f"{biller}: sign in to add account {account.number}",
-            f"Someone asked to register account {account.number} with this email address, "
-            f"which already has a login. If it was you, sign in and add the account from "
-            f"your profile:\n\n{link(f'/portal/b/{scope.tenant_id}/{scope.mode}/login')}"
-            f"\n\nIf it was not you, ignore this email.\n"))
+        _send(session, scope, user.email, mails.mail(
+            "already_registered", mails.language_of(user.preferred_language,
+                                                    account.preferred_language),
+            biller=biller, account=account.number,
+            link=link(f"/portal/b/{scope.tenant_id}/{scope.mode}/login")))
         return
     if user is None:
         user = new_user(session, scope, email=address, name=name or address)
@@ -342,11 +333,9 @@ def register(session: Session, scope: Scope, *, account_number: str,
         # registration chose, and a second registration cannot take over the first.
         data["password_hash"] = password_hash
     raw = issue_token(session, user, "registration", data)
-    _send(session, scope, user.email, Mail(
-        f"{biller}: confirm your registration",
-        f"Confirm that you want to see and pay the bills of account {account.number} "
-        f"online:\n\n{link('/portal/verify?token=' + raw)}\n\nThe link works for two days. "
-        f"If you did not ask for this, ignore this email.\n"))
+    _send(session, scope, user.email, mails.mail(
+        "registration", mails.language_of(user.preferred_language, account.preferred_language),
+        biller=biller, account=account.number, link=link("/portal/verify?token=" + raw)))
 
 
 def finish_registration(session: Session, scope: Scope, raw: str) -> PayerUser | None:
@@ -401,13 +390,10 @@ def invite(session: Session, scope: Scope, *, inviter: PayerUser, account: Billi
                                                               name=address)
     raw = issue_token(session, user, "invitation", {
         "billing_account_id": account.id, "role": role, "invited_by": inviter.email})
-    what = {"owner": "see, pay and manage", "payer": "see and pay", "viewer": "see"}[role]
-    _send(session, scope, address, Mail(
-        f"{biller}: {inviter.name} invited you to account {account.number}",
-        f"{inviter.name} ({inviter.email}) invited you to {what} the bills of account "
-        f"{account.number} online. Accept here:\n\n{link('/portal/invitation?token=' + raw)}"
-        f"\n\nThe link works for seven days, once. If you do not know {inviter.name}, ignore "
-        f"this email.\n"))
+    _send(session, scope, address, mails.mail(
+        "invitation", mails.language_of(user.preferred_language, account.preferred_language),
+        biller=biller, inviter=inviter.name, inviter_email=inviter.email, role=role,
+        account=account.number, link=link("/portal/invitation?token=" + raw)))
 
 
 def invitation_of(session: Session, scope: Scope, raw: str
@@ -478,11 +464,9 @@ def request_reset(session: Session, scope: Scope, *, email: str, link: Callable[
         log.info("password reset for an unknown address in tenant %s", scope.tenant_id)
         return
     raw = issue_token(session, user, "reset_password")
-    _send(session, scope, user.email, Mail(
-        f"{biller}: reset your password",
-        f"Choose a new password here:\n\n{link('/portal/reset?token=' + raw)}\n\nThe link "
-        f"works for one hour, once. If you did not ask for this, ignore this email; your "
-        f"password stays as it is.\n"))
+    _send(session, scope, user.email, mails.mail(
+        "reset", mails.language_of(user.preferred_language), biller=biller,
+        link=link("/portal/reset?token=" + raw)))
 
 
 def reset_password(session: Session, scope: Scope, *, token: str,
@@ -504,7 +488,7 @@ def reset_password(session: Session, scope: Scope, *, token: str,
     return user
 
 
-def _send(session: Session, scope: Scope, to: str, mail: Mail) -> None:
+def _send(session: Session, scope: Scope, to: str, mail: mails.Mail) -> None:
     outbox.enqueue_email(session, scope, to=[to], subject=mail.subject, text=mail.text,
                          about=("payer_user", to))
 
