@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from billfold.access.models import PayerGrant
 from billfold.collections import autopay
+from billfold.collections import enrollment as enrolling
 from billfold.collections.models import AutopayAttempt, AutopayEnrollment
 from billfold.core import clock
 from billfold.core.config import Settings
@@ -123,7 +124,7 @@ class TestEnroll:
     def test_a_payer_who_is_not_the_owner_is_refused(self, payer: Autopayer) -> None:
         clerk = payer.user("paul@widgets.example", role="payer")
         mine = payer.save(payer.pay(), user=clerk)
-        with pytest.raises(autopay.NotAccountOwner) as refused:
+        with pytest.raises(enrolling.NotAccountOwner) as refused:
             payer.enroll(mine, user=clerk)
         assert refused.value.status == 403
         assert payer.account.number in refused.value.detail
@@ -171,10 +172,10 @@ class TestEnroll:
     def test_cancel_turns_autopay_off(self, payer: Autopayer) -> None:
         payer.enroll(payer.visa)
         with payer.factory() as s, transaction(s):
-            assert autopay.cancel(s, payer.scope, user=payer.owner,
+            assert enrolling.cancel(s, payer.scope, user=payer.owner,
                                   billing_account_id=payer.account.id) is True
         with payer.factory() as s:
-            assert autopay.enrollment_of(s, payer.scope, payer.account.id) is None
+            assert enrolling.enrollment_of(s, payer.scope, payer.account.id) is None
         assert payer.get(BillingAccount, payer.account.id).authorize_auto_payment is False
         invoice = payer.invoice()
         assert payer.run(due(invoice) + timedelta(days=30)).claimed == 0

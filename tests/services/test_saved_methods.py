@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from billfold.access import payers
 from billfold.access.models import PayerUser
-from billfold.collections import autopay
+from billfold.collections import enrollment
 from billfold.core.db import transaction
 from billfold.core.errors import NotFound
 from billfold.core.scope import Scope
@@ -107,7 +107,7 @@ class Wallet:
     def enroll(self, method: SavedMethod, offset_days: int = 0, user: PayerUser | None = None,
                account: Any = None) -> Any:
         with self.factory() as s, transaction(s):
-            return autopay.enroll(s, self.scope, user=user or self.owner,
+            return enrollment.enroll(s, self.scope, user=user or self.owner,
                                   billing_account_id=(account or self.account).id,
                                   saved_method_id=method.id, offset_days=offset_days)
 
@@ -213,7 +213,7 @@ class TestRemove:
         method = wallet.save()
         wallet.enroll(method)
         with wallet.factory() as s, transaction(s):
-            assert autopay.cancel(s, wallet.scope, user=wallet.owner,
+            assert enrollment.cancel(s, wallet.scope, user=wallet.owner,
                                   billing_account_id=wallet.account.id)
         assert wallet.remove(method).removed_at is not None
 

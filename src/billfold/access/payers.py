@@ -317,7 +317,7 @@ def register(session: Session, scope: Scope, *, account_number: str,
     if signed_in is None and user is not None and user.email_verified_at is not None:
         # Someone (perhaps its owner) used an address that already has a login: tell the
         # address, not the browser.
-        _send(session, scope, user.email, mails.mail(
+        send(session, scope, user.email, mails.mail(
             "already_registered", mails.language_of(user.preferred_language,
                                                     account.preferred_language),
             biller=biller, account=account.number,
@@ -333,7 +333,7 @@ def register(session: Session, scope: Scope, *, account_number: str,
         # registration chose, and a second registration cannot take over the first.
         data["password_hash"] = password_hash
     raw = issue_token(session, user, "registration", data)
-    _send(session, scope, user.email, mails.mail(
+    send(session, scope, user.email, mails.mail(
         "registration", mails.language_of(user.preferred_language, account.preferred_language),
         biller=biller, account=account.number, link=link("/portal/verify?token=" + raw)))
 
@@ -356,103 +356,6 @@ def finish_registration(session: Session, scope: Scope, raw: str) -> PayerUser |
     return user
 
 
-# -- invitations: an owner lets someone else see or pay an account ---------------------------
-
-
-def people_of(session: Session, account: BillingAccount) -> list[tuple[PayerGrant, PayerUser]]:
-    """Who may see ``account`` in the portal, owners first."""
-    rows = session.execute(
-        select(PayerGrant, PayerUser).join(PayerUser, PayerUser.id == PayerGrant.payer_user_id)
-        .where(PayerGrant.billing_account_id == account.id)
-        .order_by(PayerUser.email))
-    return sorted(((g, u) for g, u in rows), key=lambda pair: -ROLE_RANK[pair[0].role])
-
-
-def invite(session: Session, scope: Scope, *, inviter: PayerUser, account: BillingAccount,
-           email: str, role: str, link: Callable[[str], str], biller: str) -> None:
-    """Email ``email`` a one-use link (a week) that grants ``role`` on ``account`` to
-    whoever follows it: the address's existing login, or a new one made then. The caller
-    has checked that ``inviter`` owns the account. Nothing is granted until the link is
-    followed, and the inviter learns nothing about whether the address has a login."""
-    problems: list[FieldError] = []
-    try:
-        address = normalize_email(email)
-    except ValidationFailed as failed:
-        problems += failed.errors
-        address = ""
-    if role not in PAYER_ROLES:
-        problems.append(FieldError("role", f"must be one of {', '.join(PAYER_ROLES)}"))
-    if address and address == inviter.email:
-        problems.append(FieldError("email", "is your own address"))
-    if problems:
-        raise ValidationFailed(problems)
-    user = find_by_email(session, scope, address) or new_user(session, scope, email=address,
-                                                              name=address)
-    raw = issue_token(session, user, "invitation", {
-        "billing_account_id": account.id, "role": role, "invited_by": inviter.email})
-    _send(session, scope, address, mails.mail(
-        "invitation", mails.language_of(user.preferred_language, account.preferred_language),
-        biller=biller, inviter=inviter.name, inviter_email=inviter.email, role=role,
-        account=account.number, link=link("/portal/invitation?token=" + raw)))
-
-
-def invitation_of(session: Session, scope: Scope, raw: str
-                  ) -> tuple[PayerToken, PayerUser, BillingAccount] | None:
-    """A still-good invitation, its invitee and the account, without using it."""
-    token = peek_token(session, scope, raw, "invitation")
-    if token is None:
-        return None
-    user = session.get(PayerUser, token.payer_user_id)
-    account = session.get(BillingAccount, str(token.data.get("billing_account_id", "")))
-    if user is None or account is None:
-        return None
-    return token, user, account
-
-
-def needs_password(user: PayerUser) -> bool:
-    """Whether accepting an invitation must set a password: the invitee has no verified
-    login (a password chosen in an unverified registration proves nothing)."""
-    return user.email_verified_at is None or not user.password_hash
-
-
-def accept_invitation(session: Session, scope: Scope, raw: str, *, name: str = "",
-                      password: str | None = None) -> PayerUser | None:
-    """Spend an invitation: verify the invitee's address (the link reached it), set their
-    name and password when they have no verified login yet, and grant the role."""
-    found = invitation_of(session, scope, raw)
-    if found is None:
-        return None
-    _, user, account = found
-    if needs_password(user):
-        problems = passwords.problems(password or "", email=user.email)
-        if problems:
-            raise ValidationFailed(problems)
-    token = use_token(session, scope, raw, "invitation")
-    if token is None:
-        return None
-    if needs_password(user):
-        user.password_hash = passwords.hash_password(str(password))
-        user.name = name.strip()[:200] or user.name
-        user.email_verified_at = user.email_verified_at or clock.utcnow()
-        end_all_sessions(session, user)  # whatever an unverified registration started
-    grant(session, user, account, role=str(token.data.get("role", "viewer")),
-          source="invitation")
-    user.preferred_language = user.preferred_language or account.preferred_language
-    user.updated_at = clock.utcnow()
-    return user
-
-
-def revoke(session: Session, *, owner: PayerUser, account: BillingAccount,
-           grant_id: str) -> bool:
-    """An owner takes another person's access to ``account`` away (not their own)."""
-    row = session.get(PayerGrant, grant_id)
-    if row is None or row.billing_account_id != account.id or row.payer_user_id == owner.id:
-        return False
-    session.delete(row)
-    session.flush()
-    return True
-
-
 def request_reset(session: Session, scope: Scope, *, email: str, link: Callable[[str], str],
                   biller: str) -> None:
     try:
@@ -464,7 +367,7 @@ def request_reset(session: Session, scope: Scope, *, email: str, link: Callable[
         log.info("password reset for an unknown address in tenant %s", scope.tenant_id)
         return
     raw = issue_token(session, user, "reset_password")
-    _send(session, scope, user.email, mails.mail(
+    send(session, scope, user.email, mails.mail(
         "reset", mails.language_of(user.preferred_language), biller=biller,
         link=link("/portal/reset?token=" + raw)))
 
@@ -488,7 +391,8 @@ def reset_password(session: Session, scope: Scope, *, token: str,
     return user
 
 
-def _send(session: Session, scope: Scope, to: str, mail: mails.Mail) -> None:
+def send(session: Session, scope: Scope, to: str, mail: mails.Mail) -> None:
+    """Queue ``mail`` to a payer's address."""
     outbox.enqueue_email(session, scope, to=[to], subject=mail.subject, text=mail.text,
                          about=("payer_user", to))
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from billfold.collections import autopay
+from billfold.collections import enrollment as enrolling
 from billfold.core.db import transaction
 from billfold.core.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.payments import saved
@@ -57,14 +57,14 @@ def _autopay(request: Request, db: Session, viewer: base.Viewer, *, errors: dict
     today = tenants.today(db, viewer.scope)
     rows = []
     for granted in viewer.grants(db):
-        enrollment = autopay.enrollment_of(db, viewer.scope, granted.account.id)
+        enrollment = enrolling.enrollment_of(db, viewer.scope, granted.account.id)
         current = None
         if enrollment is not None:
             current = next((m for m in methods if m.id == enrollment.saved_method_id), None)
             if current is None:  # another owner's method: say what it is without offering it
                 current = db.get(SavedMethod, enrollment.saved_method_id)
         usable = [m for m in methods
-                  if autopay.unusable(db, viewer.scope, m, granted.account, today) is None]
+                  if enrolling.unusable(db, viewer.scope, m, granted.account, today) is None]
         rows.append({
             "account": granted.account, "customer_name": granted.customer_name,
             "owner": granted.is_owner, "enrollment": enrollment,
@@ -90,7 +90,7 @@ def enroll(account_id: str, request: Request, db: DbSession, form: Form) -> Resp
             account_id: {"offset_days": t("Enter a whole number of days")}})
     try:
         with transaction(db):
-            autopay.enroll(db, viewer.scope, user=viewer.user, billing_account_id=account_id,
+            enrolling.enroll(db, viewer.scope, user=viewer.user, billing_account_id=account_id,
                            saved_method_id=str(form.get("saved_method_id") or ""),
                            offset_days=offset)
     except NotFound:
@@ -111,7 +111,7 @@ def cancel(account_id: str, request: Request, db: DbSession, form: Form) -> Resp
         return viewer
     try:
         with transaction(db):
-            autopay.cancel(db, viewer.scope, user=viewer.user, billing_account_id=account_id)
+            enrolling.cancel(db, viewer.scope, user=viewer.user, billing_account_id=account_id)
     except NotFound:
         return base.not_found(request, viewer)
     except BillfoldError as error:

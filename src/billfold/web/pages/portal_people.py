@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from billfold.access import payers
+from billfold.access import invitations, payers
 from billfold.core.db import transaction
 from billfold.core.errors import ValidationFailed
 from billfold.tenants import service as tenants
@@ -46,7 +46,7 @@ def _people(request: Request, db: Session, viewer: base.Viewer, granted: payers.
     t = views.words(request, viewer)
     rows = [{"grant_id": g.id, "name": u.name, "email": u.email, "role": views.role(t, g.role),
              "you": u.id == viewer.user.id}
-            for g, u in payers.people_of(db, granted.account)]
+            for g, u in invitations.people_of(db, granted.account)]
     return base.render(request, "people.html", {
         "account": granted.account, "rows": rows, "errors": errors or {},
         "values": values or {"role": "payer"}, "notice": notice}, viewer=viewer, status=status,
@@ -72,7 +72,7 @@ def invite(account_id: str, request: Request, db: DbSession, form: Form) -> Resp
     base_url = str(request.app.state.settings.base_url).rstrip("/")
     try:
         with transaction(db):
-            payers.invite(db, viewer.scope, inviter=viewer.user, account=granted.account,
+            invitations.invite(db, viewer.scope, inviter=viewer.user, account=granted.account,
                           email=values["email"], role=values["role"],
                           link=lambda path: base_url + path,
                           biller=tenants.get_tenant(db, viewer.scope.tenant_id).name)
@@ -92,7 +92,7 @@ def remove(account_id: str, grant_id: str, request: Request, db: DbSession, form
         return found
     viewer, granted = found
     with transaction(db):
-        removed = payers.revoke(db, owner=viewer.user, account=granted.account,
+        removed = invitations.revoke(db, owner=viewer.user, account=granted.account,
                                 grant_id=grant_id[:40])
     if not removed:
         return base.not_found(request, viewer)
@@ -105,7 +105,7 @@ def remove(account_id: str, grant_id: str, request: Request, db: DbSession, form
 def _invitation_page(request: Request, db: Session, token: str, *,
                      errors: dict[str, str] | None = None, status: int = 200) -> Response:
     scope = payers.token_scope(db, token, "invitation") if token else None
-    found = payers.invitation_of(db, scope, token) if scope else None
+    found = invitations.invitation_of(db, scope, token) if scope else None
     if scope is None or found is None:
         t = base.translator(request)
         return base.render(request, "message.html", {
@@ -117,7 +117,7 @@ def _invitation_page(request: Request, db: Session, token: str, *,
     context: dict[str, Any] = {
         "token": token, "account": account, "inviter": row.data.get("invited_by", ""),
         "role": views.role(t, str(row.data.get("role", ""))), "email": user.email,
-        "needs_password": payers.needs_password(user), "errors": errors or {}}
+        "needs_password": invitations.needs_password(user), "errors": errors or {}}
     return base.render(request, "invitation.html", context, status=status, t=t,
                        biller=tenants.get_tenant(db, scope.tenant_id).name)
 
@@ -138,7 +138,7 @@ def accept(request: Request, db: DbSession, form: Form) -> Response:
         return _invitation_page(request, db, token)
     try:
         with transaction(db):
-            user = payers.accept_invitation(db, scope, token, name=str(form.get("name") or ""),
+            user = invitations.accept_invitation(db, scope, token, name=str(form.get("name") or ""),
                                             password=str(form.get("password") or "") or None)
             if user is None:
                 return _invitation_page(request, db, token)
