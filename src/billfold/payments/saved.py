@@ -28,7 +28,7 @@ SAVABLE_STATUSES = ("succeeded", "pending")
 KINDS = ("card", "ach")
 
 # Each is asked before a method is removed: a reason to refuse, or None. Registered by
-# the packages that use saved methods (collections.autopay).
+# the packages that use saved methods (collections.enrollment).
 REMOVAL_CHECKS: list[Callable[[Session, Scope, SavedMethod], str | None]] = []
 
 
