@@ -182,8 +182,10 @@ def _visible(db: Session, viewer: base.Viewer, invoice_id: str) -> Invoice | Non
     return invoice
 
 
-@router.get("/invoices/{invoice_id}")
-def invoice(invoice_id: str, request: Request, db: DbSession) -> Response:
+def _shown_invoice(request: Request, db: Session, invoice_id: str
+                   ) -> tuple[base.Viewer, Invoice] | Response:
+    """The signed-in viewer and one of their invoices, or the page to answer with (sign
+    in, history off, not found)."""
     viewer = views.signed_in(request, db)
     if viewer is None:
         return base.to_sign_in(request)
@@ -192,6 +194,15 @@ def invoice(invoice_id: str, request: Request, db: DbSession) -> Response:
     found = _visible(db, viewer, invoice_id)
     if found is None:
         return base.not_found(request, viewer)
+    return viewer, found
+
+
+@router.get("/invoices/{invoice_id}")
+def invoice(invoice_id: str, request: Request, db: DbSession) -> Response:
+    shown = _shown_invoice(request, db, invoice_id)
+    if isinstance(shown, Response):
+        return shown
+    viewer, found = shown
     grant = viewer.granted(db, found.billing_account_id)
     assert grant is not None
     t = views.words(request, viewer)
@@ -206,14 +217,10 @@ def invoice(invoice_id: str, request: Request, db: DbSession) -> Response:
 def invoice_pdf(invoice_id: str, request: Request, db: DbSession) -> Response:
     """The PDF the worker rendered for the invoice (the same file /v1/invoices/{id}/pdf
     serves), as a download."""
-    viewer = views.signed_in(request, db)
-    if viewer is None:
-        return base.to_sign_in(request)
-    if not tenants.get_settings(db, viewer.scope).invoice_history_enabled:
-        return views.history_off(request, viewer)
-    found = _visible(db, viewer, invoice_id)
-    if found is None:
-        return base.not_found(request, viewer)
+    shown = _shown_invoice(request, db, invoice_id)
+    if isinstance(shown, Response):
+        return shown
+    viewer, found = shown
     store = FileStore(request.app.state.settings.data_dir)
     if found.pdf_key is None or not store.exists(found.pdf_key):
         t = views.words(request, viewer)
