@@ -41,7 +41,7 @@ def test_purge_keeps_what_still_works(sessions: sessionmaker[Session], scope: Sc
         frozen.advance(timedelta(hours=3))  # past the idle limit of the earlier sessions
         with transaction(s):
             fresh, _ = payers.start_session(s, user, method="password")
-            waiting = payers.issue_token(s, user, "verify_email")
+            waiting = payers.issue_token(s, user, "registration")
             s.add(SsoTokenUse(tenant_id=scope.tenant_id, mode=scope.mode, jti="new-jti",
                               payer_session_id=None, used_at=clock.utcnow(),
                               expires_at=clock.utcnow() + timedelta(minutes=6)))

@@ -39,6 +39,10 @@ def test_every_portal_message_has_a_spanish_translation() -> None:
     assert missing == []
 
 
+def test_the_catalog_holds_no_message_the_pages_no_longer_use() -> None:
+    assert sorted(set(portal_i18n.CATALOGS["es"]) - portal_messages()) == []
+
+
 def test_translations_use_only_the_english_placeholders() -> None:
     for english, spanish in portal_i18n.CATALOGS["es"].items():
         assert _fields(spanish) <= _fields(english), english

@@ -530,6 +530,16 @@ class TestPasswordReset:
         assert same_page(known.text) == same_page(unknown.text)
         assert biller.mail_to(nobody) == []
 
+    def test_reset_requests_are_rate_limited(self, biller: Biller) -> None:
+        email, _ = registered(biller)
+        browser = biller.browser()
+        for _ in range(limits.RESET.count):
+            assert browser.submit(f"{biller.entry}/forgot", "/forgot",
+                                  email=new_address()).status_code == 200
+        refused = browser.submit(f"{biller.entry}/forgot", "/forgot", email=email)
+        assert refused.status_code == 429
+        assert [m for m in biller.mail_to(email) if "reset" in str(m["Subject"])] == []
+
     def test_a_link_from_another_purpose_does_not_reset(self, biller: Biller) -> None:
         email = new_address()
         biller.register(email=email)

@@ -17,7 +17,7 @@ from billfold.access.models import PayerGrant, PayerUser
 from billfold.core.db import transaction
 from billfold.customers.models import BillingAccount
 from billfold.notifications.models import OutboxMessage
-from billfold.web.pages import portal_base
+from billfold.web.pages import limits, portal_base
 from tests.web.test_pay_page import form_to
 from tests.web.test_portal_pages import Portal, post
 
@@ -230,3 +230,11 @@ def test_the_invitation_is_written_in_the_accounts_language(portal: Portal) -> N
         [subject] = [m.subject for m in s.scalars(select(OutboxMessage).where(
             OutboxMessage.tenant_id == portal.scope.tenant_id)) if "lucia@example.net" in m.to]
     assert subject == f"HTTP Biller: Ada Payer le invitó a la cuenta {number}"
+
+
+def test_invitations_are_rate_limited_per_payer(portal: Portal) -> None:
+    for n in range(limits.INVITE.count):
+        assert invite(portal, portal.a, f"many{n}@example.net", "viewer").status_code == 200
+    assert invite(portal, portal.a, "one.too.many@example.net", "viewer").status_code == 429
+    with portal.sessions() as s:
+        assert payers.find_by_email(s, portal.scope, "one.too.many@example.net") is None

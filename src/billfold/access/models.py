@@ -26,7 +26,7 @@ class ApiKey(TenantScoped, Base):
 
 PAYER_ROLES = ("owner", "payer", "viewer")
 GRANT_SOURCES = ("sso", "registration", "invitation", "staff")
-TOKEN_PURPOSES = ("verify_email", "reset_password", "registration", "invitation")
+TOKEN_PURPOSES = ("reset_password", "registration", "invitation")
 
 
 class PayerUser(TenantScoped, Base):

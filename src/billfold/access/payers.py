@@ -34,8 +34,7 @@ log = logging.getLogger(__name__)
 
 SESSION_IDLE = timedelta(hours=2)
 SESSION_LIFETIME = timedelta(hours=12)
-TOKEN_LIFETIME = {"verify_email": timedelta(days=2), "registration": timedelta(days=2),
-                  "invitation": timedelta(days=7),
+TOKEN_LIFETIME = {"registration": timedelta(days=2), "invitation": timedelta(days=7),
                   "reset_password": timedelta(hours=1)}
 ROLE_RANK = {"viewer": 0, "payer": 1, "owner": 2}
 
@@ -406,7 +405,3 @@ def purge_expired(session: Session, *, before: datetime) -> int:
     spent = session.execute(delete(PayerToken).where(or_(
         PayerToken.expires_at < before, PayerToken.used_at < before)))
     return int(gone.rowcount or 0) + int(spent.rowcount or 0)  # type: ignore[attr-defined]
-
-
-def expiry_of(row: PayerSession) -> datetime:
-    return min(row.expires_at, row.last_seen_at + SESSION_IDLE)

@@ -71,7 +71,7 @@ class Row:
 
 @router.get("/invoices")
 def invoices(request: Request, db: DbSession) -> Response:
-    viewer = views.signed_in(request, db)
+    viewer = base.viewer_of(request, db)
     if viewer is None:
         return base.to_sign_in(request)
     if not tenants.get_settings(db, viewer.scope).invoice_history_enabled:
@@ -186,7 +186,7 @@ def _shown_invoice(request: Request, db: Session, invoice_id: str
                    ) -> tuple[base.Viewer, Invoice] | Response:
     """The signed-in viewer and one of their invoices, or the page to answer with (sign
     in, history off, not found)."""
-    viewer = views.signed_in(request, db)
+    viewer = base.viewer_of(request, db)
     if viewer is None:
         return base.to_sign_in(request)
     if not tenants.get_settings(db, viewer.scope).invoice_history_enabled:

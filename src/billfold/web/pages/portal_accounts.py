@@ -34,7 +34,7 @@ UNSETTLED = ("processing", "unknown")
 
 @router.get("/accounts")
 def accounts(request: Request, db: DbSession) -> Response:
-    viewer = views.signed_in(request, db)
+    viewer = base.viewer_of(request, db)
     if viewer is None:
         return base.to_sign_in(request)
     t = views.words(request, viewer)
@@ -51,7 +51,7 @@ def accounts(request: Request, db: DbSession) -> Response:
 
 @router.get("/accounts/{account_id}")
 def account(account_id: str, request: Request, db: DbSession) -> Response:
-    viewer = views.signed_in(request, db)
+    viewer = base.viewer_of(request, db)
     if viewer is None:
         return base.to_sign_in(request)
     granted = viewer.granted(db, account_id)
@@ -80,7 +80,7 @@ def account(account_id: str, request: Request, db: DbSession) -> Response:
 
 @router.get("/payments")
 def payments(request: Request, db: DbSession, before: str = "") -> Response:
-    viewer = views.signed_in(request, db)
+    viewer = base.viewer_of(request, db)
     if viewer is None:
         return base.to_sign_in(request)
     t = views.words(request, viewer)
@@ -110,7 +110,7 @@ def _payment_row(t: PortalTranslator, payment: Payment, numbers: dict[str, str]
 def after_payment(session_id: str, request: Request, db: DbSession) -> Response:
     """Where the payment page's return link leads: the receipt of what was paid, or what
     became of the attempt."""
-    viewer = views.signed_in(request, db)
+    viewer = base.viewer_of(request, db)
     if viewer is None:
         return base.to_sign_in(request)
     try:
@@ -140,7 +140,7 @@ def after_payment(session_id: str, request: Request, db: DbSession) -> Response:
 
 @router.get("/payments/{payment_id}")
 def receipt(payment_id: str, request: Request, db: DbSession) -> Response:
-    viewer = views.signed_in(request, db)
+    viewer = base.viewer_of(request, db)
     if viewer is None:
         return base.to_sign_in(request)
     try:

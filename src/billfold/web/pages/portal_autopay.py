@@ -18,10 +18,12 @@ from billfold.core.db import transaction
 from billfold.core.errors import BillfoldError, NotFound, ValidationFailed
 from billfold.payments import saved
 from billfold.payments.models import SavedMethod
-from billfold.payments.notify import CARD_TYPES
 from billfold.tenants import service as tenants
 from billfold.web.deps import DbSession
 from billfold.web.pages import portal_base as base
+from billfold.web.pages import portal_views as views
+from billfold.web.pages.i18n import Translator
+from billfold.web.pages.pay_views import saved_label
 from billfold.web.pages.portal_i18n import PortalTranslator
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -29,13 +31,8 @@ Form = Annotated[FormData, Depends(base.read_form)]
 
 
 def method_label(t: PortalTranslator, method: SavedMethod) -> str:
-    if method.kind == "card":
-        brand = CARD_TYPES.get(method.brand or "", t("Card"))
-        return t("{brand} ending {last4}, expires {month}/{year}", brand=brand,
-                 last4=method.last4, month=f"{method.exp_month or 0:02d}",
-                 year=f"{(method.exp_year or 0) % 100:02d}")
-    kind = t("Savings account") if method.account_type == "savings" else t("Checking account")
-    return t("{kind} ending {last4}", kind=kind, last4=method.last4)
+    """A saved method in the words the payment page offers it with."""
+    return saved_label(method, Translator(t.locale))
 
 
 # -- autopay ------------------------------------------------------------------------------
@@ -51,7 +48,7 @@ def autopay_page(request: Request, db: DbSession) -> Response:
 
 def _autopay(request: Request, db: Session, viewer: base.Viewer, *, errors: dict[str, Any] | None
              = None, notice: str | None = None, status: int = 200) -> Response:
-    t = base.translator(request, viewer.user.preferred_language)
+    t = views.words(request, viewer)
     settings = tenants.get_settings(db, viewer.scope)
     methods = saved.list_for(db, viewer.scope, viewer.user.id)
     today = tenants.today(db, viewer.scope)
@@ -81,7 +78,7 @@ def enroll(account_id: str, request: Request, db: DbSession, form: Form) -> Resp
     viewer = base.posted_by(request, db, form)
     if isinstance(viewer, Response):
         return viewer
-    t = base.translator(request, viewer.user.preferred_language)
+    t = views.words(request, viewer)
     offset_text = str(form.get("offset_days") or "").strip()
     try:
         offset = int(offset_text)
@@ -133,7 +130,7 @@ def methods_page(request: Request, db: DbSession) -> Response:
 
 def _methods(request: Request, db: Session, viewer: base.Viewer, *, error: str | None = None,
              status: int = 200) -> Response:
-    t = base.translator(request, viewer.user.preferred_language)
+    t = views.words(request, viewer)
     rows = [(m.id, method_label(t, m), m.holder_name)
             for m in saved.list_for(db, viewer.scope, viewer.user.id)]
     return base.render(request, "methods.html", {"methods": rows, "error": error},

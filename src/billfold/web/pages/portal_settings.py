@@ -34,7 +34,7 @@ Form = Annotated[FormData, Depends(base.read_form)]
 
 @router.get("/preferences")
 def preferences_page(request: Request, db: DbSession, saved: str = "") -> Response:
-    viewer = views.signed_in(request, db)
+    viewer = base.viewer_of(request, db)
     if viewer is None:
         return base.to_sign_in(request)
     settings = tenants.get_settings(db, viewer.scope)
@@ -81,7 +81,7 @@ def change_preferences(account_id: str, request: Request, db: DbSession, form: F
 
 @router.get("/profile")
 def profile(request: Request, db: DbSession) -> Response:
-    viewer = views.signed_in(request, db)
+    viewer = base.viewer_of(request, db)
     if viewer is None:
         return base.to_sign_in(request)
     return _profile(request, db, viewer)

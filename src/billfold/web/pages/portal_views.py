@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fastapi import Request
-from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from billfold.access import payers
@@ -17,11 +16,6 @@ from billfold.payments.notify import CARD_TYPES
 from billfold.web.pages import portal_base as base
 from billfold.web.pages import portal_queries as queries
 from billfold.web.pages.portal_i18n import PortalTranslator
-
-
-def signed_in(request: Request, db: Session) -> base.Viewer | None:
-    """The signed-in payer user, or None (``portal_base.viewer_of``)."""
-    return base.viewer_of(request, db)
 
 
 def words(request: Request, viewer: base.Viewer) -> PortalTranslator:
