@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench import data
+from bench.load import post_all
 from bench.server import running_server
 from bench.stats import latency_ms, result
 from billfold.core.db import make_engine, make_sessionmaker
@@ -18,7 +15,6 @@ from billfold.core.db import make_engine, make_sessionmaker
 TARGET_P99_MS = 50
 CLIENTS = 8
 WARM_UP_PER_CLIENT = 10
-BARRIER_TIMEOUT_SECONDS = 600
 PROCESSES_ON_POSTGRES = 2
 
 
@@ -58,44 +54,6 @@ def load(base_url: str, api_key: str, bodies: list[dict[str, Any]], per_client: 
     """Each client posts its share: a warm-up, then (after every client has warmed up) the
     measured requests. Returns the measured latencies, any errors and the wall time."""
     share = WARM_UP_PER_CLIENT + per_client
-    # Timeouts keep a client that died from hanging the run (BrokenBarrierError instead).
-    ready = threading.Barrier(CLIENTS + 1, timeout=BARRIER_TIMEOUT_SECONDS)
-    done = threading.Barrier(CLIENTS + 1, timeout=BARRIER_TIMEOUT_SECONDS)
-    latencies: list[list[float]] = [[] for _ in range(CLIENTS)]
-    errors: list[str] = []
-
-    def client(index: int) -> None:
-        mine = bodies[index * share:(index + 1) * share]
-        with httpx.Client(base_url=base_url, trust_env=False, timeout=30,
-                          headers={"Authorization": f"Bearer {api_key}"}) as http:
-            try:
-                for body in mine[:WARM_UP_PER_CLIENT]:
-                    _post(http, path, body, errors)
-                ready.wait()
-                for body in mine[WARM_UP_PER_CLIENT:]:
-                    started = time.perf_counter()
-                    _post(http, path, body, errors)
-                    latencies[index].append(time.perf_counter() - started)
-            finally:
-                done.wait()
-
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    ready.wait()
-    started = time.perf_counter()
-    done.wait()
-    elapsed = time.perf_counter() - started
-    for thread in threads:
-        thread.join()
-    return [s for per in latencies for s in per], errors, elapsed
-
-
-def _post(http: httpx.Client, path: str, body: dict[str, Any], errors: list[str]) -> None:
-    try:
-        response = http.post(path, json=body)
-    except httpx.HTTPError as exc:
-        errors.append(f"{type(exc).__name__}: {exc}")
-        return
-    if response.status_code != 201:
-        errors.append(f"{response.status_code}: {response.text[:300]}")
+    outcome = post_all(base_url, path, api_key, bodies[:CLIENTS * share], clients=CLIENTS,
+                       warm_up_per_client=WARM_UP_PER_CLIENT)
+    return outcome.latencies, outcome.errors, outcome.elapsed

@@ -202,10 +202,7 @@ def post_many(session: Session, scope: Scope, entries: Sequence[NewEntry]) -> No
 
 def _ledger_account_ids(session: Session, scope: Scope,
                         wanted: dict[tuple[str, str], AccountRef]) -> dict[tuple[str, str], str]:
-    found = {(key, currency): account_id for key, currency, account_id in session.execute(
-        select(LedgerAccount.key, LedgerAccount.currency, LedgerAccount.id).where(
-            LedgerAccount.tenant_id == scope.tenant_id, LedgerAccount.mode == scope.mode,
-            among(session, LedgerAccount.key, {key for key, _ in wanted})))}
+    found = _find_ledger_accounts(session, scope, list(wanted))
     missing = [k for k in wanted if k not in found]
     if missing:
         now = clock.utcnow()
@@ -218,12 +215,25 @@ def _ledger_account_ids(session: Session, scope: Scope,
         dialect = postgresql if is_postgres(session) else sqlite
         session.execute(dialect.insert(LedgerAccount).on_conflict_do_nothing(
             index_elements=["tenant_id", "mode", "currency", "key"]), rows)
-        found.update({(key, currency): account_id for key, currency, account_id in
-                      session.execute(select(LedgerAccount.key, LedgerAccount.currency,
-                                             LedgerAccount.id).where(
-            LedgerAccount.tenant_id == scope.tenant_id, LedgerAccount.mode == scope.mode,
-            among(session, LedgerAccount.key, {key for key, _ in missing})))})
+        found.update(_find_ledger_accounts(session, scope, missing))
     return found
+
+
+def _find_ledger_accounts(session: Session, scope: Scope, keys: list[tuple[str, str]]
+                          ) -> dict[tuple[str, str], str]:
+    """The ids of the ledger accounts with these (key, currency) pairs. The currency is in
+    the condition so the lookup uses the unique index (tenant, mode, currency, key) to the
+    end: by key alone it read every ledger account of the tenant, one per billing account,
+    on every payment. Pairs of a currency and a key that were not asked for together are
+    dropped after."""
+    rows = session.execute(
+        select(LedgerAccount.key, LedgerAccount.currency, LedgerAccount.id).where(
+            LedgerAccount.tenant_id == scope.tenant_id, LedgerAccount.mode == scope.mode,
+            among(session, LedgerAccount.currency, {currency for _, currency in keys}),
+            among(session, LedgerAccount.key, {key for key, _ in keys})))
+    wanted = set(keys)
+    return {(key, currency): account_id for key, currency, account_id in rows
+            if (key, currency) in wanted}
 
 
 def reverse(

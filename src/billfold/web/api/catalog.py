@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from billfold.catalog import service as catalog
@@ -13,8 +13,9 @@ from billfold.catalog.models import Price, Product
 from billfold.core.db import transaction
 from billfold.web.api.schemas import Currency, Id, Input, ShortText, Text, page_of
 from billfold.web.deps import ApiCaller, DbSession, Pagination, paged
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/v1")
+router = Router(prefix="/v1")
 
 Sku = Annotated[StrictStr, Field(max_length=64, description="Unique per tenant, any case")]
 TaxCategory = Annotated[StrictStr, Field(max_length=40, description=(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from sqlalchemy import bindparam, select
 
 from billfold.core.db import transaction
@@ -17,8 +17,9 @@ from billfold.customers.summary import account_summary
 from billfold.orders import service as orders
 from billfold.web.api import schemas as s
 from billfold.web.deps import ApiCaller, DbSession, Pagination, paged
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/v1")
+router = Router(prefix="/v1")
 
 SearchQuery = Annotated[str | None, Query(max_length=200, description=(
     "Case-insensitive prefix of a name, number, external number or email"))]

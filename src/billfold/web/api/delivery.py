@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response as RawResponse
 from pydantic import BaseModel, Field
 
@@ -19,8 +19,9 @@ from billfold.invoicing import service as invoices
 from billfold.invoicing.models import BillRun, InvoiceDistributionRule
 from billfold.web.api.schemas import Id, Input, page_of
 from billfold.web.deps import ApiCaller, DbSession, Pagination, paged
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/v1")
+router = Router(prefix="/v1")
 
 ContactCategory = Literal[CONTACT_CATEGORIES]  # type: ignore[valid-type]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from fastapi.responses import Response as RawResponse
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
@@ -17,8 +17,9 @@ from billfold.invoicing import service as invoices
 from billfold.invoicing.models import Adjustment, Invoice, InvoiceLine
 from billfold.web.api.schemas import Id, Input, page_of
 from billfold.web.deps import ApiCaller, DbSession, Pagination, paged
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/v1")
+router = Router(prefix="/v1")
 
 IdFilter = Annotated[str | None, Query(max_length=40)]
 Minor = Annotated[StrictInt, Field(ge=0, le=invoices.MAX_MINOR)]

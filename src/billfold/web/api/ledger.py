@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from billfold.ledger import service as ledger
 from billfold.web.api import schemas as s
 from billfold.web.deps import ApiCaller, DbSession, Pagination, paged
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+router = Router(prefix="/v1/ledger", tags=["ledger"])
 
 
 @router.get("/accounts", response_model=s.page_of(s.LedgerAccountOut))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field, StrictInt
 
 from billfold.core.db import transaction
@@ -15,8 +15,9 @@ from billfold.orders.models import Order, PendingCharge, Service
 from billfold.tenants import service as tenants
 from billfold.web.api.schemas import Id, Input, page_of
 from billfold.web.deps import ApiCaller, DbSession, Pagination, paged
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/v1")
+router = Router(prefix="/v1")
 
 Quantity = Annotated[StrictInt, Field(ge=1, le=orders.MAX_QUANTITY)]
 IdFilter = Annotated[str | None, Query(max_length=40)]

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from anyio import to_thread
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,8 +21,9 @@ from billfold.payments.models import Payment, PaySession, Refund
 from billfold.tenants import service as tenants
 from billfold.web.api.schemas import Id, Input, page_of
 from billfold.web.deps import ApiCaller, Caller, DbSession, Pagination, get_caller, paged
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/v1")
+router = Router(prefix="/v1")
 Minor = Annotated[StrictInt, Field(ge=0, le=10**15)]
 Url = Annotated[StrictStr, Field(max_length=2000)]
 
@@ -436,7 +437,7 @@ def rotate_postback_secret(db: DbSession, caller: ApiCaller) -> dict[str, Any]:
 
 # -- Cloud Payments V2 --------------------------------------------------------------------
 
-cloud_router = APIRouter()
+cloud_router = Router()
 
 
 class CloudPaymentData(BaseModel):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from sqlalchemy import select
 
 from billfold.core.db import transaction
@@ -14,8 +13,9 @@ from billfold.tenants import service as tenants
 from billfold.tenants.models import AccountCategory, BillCycle, CustomFieldDefinition, PaymentTerm
 from billfold.web.api import schemas as s
 from billfold.web.deps import ApiCaller, DbSession, Pagination, paged
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/v1")
+router = Router(prefix="/v1")
 
 
 def _settings_out(row: Any) -> dict[str, Any]:

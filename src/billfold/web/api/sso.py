@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,8 +18,9 @@ from billfold.core import clock
 from billfold.core.db import transaction
 from billfold.core.scope import Scope
 from billfold.web.deps import ApiCaller, DbSession
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/v1")
+router = Router(prefix="/v1")
 
 
 class CredentialsOut(BaseModel):

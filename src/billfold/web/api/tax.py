@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter
 from pydantic import BaseModel, BeforeValidator, Field, StrictStr
 from pydantic_core import PydanticCustomError
 
@@ -14,8 +13,9 @@ from billfold.catalog.tax_models import TaxExemption, TaxRate
 from billfold.core.db import transaction
 from billfold.web.api.schemas import Input, page_of
 from billfold.web.deps import ApiCaller, DbSession, Pagination, paged
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/v1")
+router = Router(prefix="/v1")
 
 Country = Annotated[StrictStr, Field(max_length=2, description="ISO 3166-1 alpha-2, e.g. US")]
 Region = Annotated[StrictStr, Field(max_length=100, description=(

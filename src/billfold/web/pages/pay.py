@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
@@ -31,8 +31,9 @@ from billfold.web.pages import pay_forms as forms
 from billfold.web.pages import pay_state, pay_views, rendering
 from billfold.web.pages.i18n import Translator, negotiate
 from billfold.web.pages.pay_forms import Choices, PageError
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/pay", include_in_schema=False)
+router = Router(prefix="/pay", include_in_schema=False)
 log = logging.getLogger(__name__)
 
 

@@ -17,7 +17,7 @@ from datetime import date
 from typing import Annotated
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import Response
@@ -37,8 +37,9 @@ from billfold.web.pages import portal_base as base
 from billfold.web.pages import portal_queries as queries
 from billfold.web.pages import portal_views as views
 from billfold.web.pages.portal_i18n import PortalTranslator
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = Router(prefix="/portal", include_in_schema=False)
 router.include_router(portal_accounts.router)
 router.include_router(portal_settings.router)
 Form = Annotated[FormData, Depends(base.read_form)]

@@ -7,7 +7,7 @@ Routes hang off portal.py's router (prefix ``/portal``).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from starlette.responses import Response
 
 from billfold.core.db import get_scoped
@@ -23,8 +23,9 @@ from billfold.web.pages import portal_base as base
 from billfold.web.pages import portal_queries as queries
 from billfold.web.pages import portal_views as views
 from billfold.web.pages.portal_i18n import PortalTranslator
+from billfold.web.routing import Router
 
-router = APIRouter()
+router = Router()
 
 PAYMENTS_PAGE_SIZE = 50
 ACCOUNT_PAYMENTS_SHOWN = 20

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -31,8 +31,9 @@ from billfold.tenants import service as tenants
 from billfold.web.deps import DbSession
 from billfold.web.pages import limits
 from billfold.web.pages import portal_base as base
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = Router(prefix="/portal", include_in_schema=False)
 log = logging.getLogger(__name__)
 Form = Annotated[FormData, Depends(base.read_form)]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import Response
@@ -25,8 +25,9 @@ from billfold.web.pages import portal_views as views
 from billfold.web.pages.i18n import Translator
 from billfold.web.pages.pay_views import saved_label
 from billfold.web.pages.portal_i18n import PortalTranslator
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = Router(prefix="/portal", include_in_schema=False)
 Form = Annotated[FormData, Depends(base.read_form)]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import Response
@@ -20,8 +20,9 @@ from billfold.web.deps import DbSession
 from billfold.web.pages import limits
 from billfold.web.pages import portal_base as base
 from billfold.web.pages import portal_views as views
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = Router(prefix="/portal", include_in_schema=False)
 Form = Annotated[FormData, Depends(base.read_form)]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import Response
@@ -24,8 +24,9 @@ from billfold.web.deps import DbSession
 from billfold.web.pages import limits, portal_auth
 from billfold.web.pages import portal_base as base
 from billfold.web.pages import portal_views as views
+from billfold.web.routing import Router
 
-router = APIRouter()
+router = Router()
 Form = Annotated[FormData, Depends(base.read_form)]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.datastructures import FormData
 from starlette.responses import Response
@@ -19,8 +19,9 @@ from billfold.core.db import transaction
 from billfold.web.deps import DbSession
 from billfold.web.pages import limits
 from billfold.web.pages import portal_base as base
+from billfold.web.routing import Router
 
-router = APIRouter(prefix="/sso", include_in_schema=False)
+router = Router(prefix="/sso", include_in_schema=False)
 log = logging.getLogger(__name__)
 _ATTEMPTS = 3
 

@@ -1,0 +1,73 @@
+"""web/routing.Router: its shortcut past routers that cannot serve a path never hides a
+route, and its routes run in one worker thread and still check their responses."""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, _IncludedRouter
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+from starlette.routing import BaseRoute, Match
+
+from billfold.web.routing import Router
+
+
+def _declared(routes: list[BaseRoute], prefix: str = "") -> list[tuple[str, str]]:
+    """(method, path) of every route of the application, routers included in routers too."""
+    found = []
+    for route in routes:
+        if isinstance(route, _IncludedRouter):
+            found += _declared(route.original_router.routes, route.include_context.prefix)
+        elif isinstance(route, APIRoute):
+            found += [(method, prefix + route.path) for method in sorted(route.methods)]
+    return found
+
+
+def _served(app: Any, method: str, path: str) -> bool:
+    scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": [],
+             "query_string": b""}
+    return any(route.matches(scope)[0] == Match.FULL for route in app.router.routes)
+
+
+def test_every_declared_route_is_still_found(app):
+    declared = _declared(app.router.routes)
+    assert len(declared) > 100
+    for method, path in declared:
+        concrete = re.sub(r"\{[^}]*:path\}", "a/b", re.sub(r"\{[^}:]*\}", "x1", path))
+        assert _served(app, method, concrete), f"{method} {path}"
+
+
+def test_a_path_no_router_serves_matches_nothing(app):
+    assert not _served(app, "GET", "/v1/no_such_things")
+    assert not _served(app, "GET", "/portalx/invoices")
+
+
+def test_a_plain_route_runs_in_one_worker_thread_and_its_result_is_checked():
+    class Out(BaseModel):
+        value: int
+
+    threads: list[str] = []
+    router = Router(prefix="/v1")
+
+    @router.get("/things/{thing}", response_model=Out)
+    def get_thing(thing: int, extra: str = "e") -> dict[str, Any]:
+        threads.append(threading.current_thread().name)
+        return {"value": thing, "not_in_the_model": extra}
+
+    application = FastAPI()
+    application.include_router(router)
+    with TestClient(application) as http:
+        response = http.get("/v1/things/7", params={"extra": "z"})
+        assert response.status_code == 200
+        # Fields outside the response model are dropped: the result was checked.
+        assert response.json() == {"value": 7}
+        assert http.get("/v1/things/seven").status_code == 422
+        assert http.get("/v2/things/7").status_code == 404
+    assert threads
+    assert threads[0] != threading.main_thread().name
+    # The function itself stays a plain function for callers outside HTTP.
+    assert get_thing(3) == {"value": 3, "not_in_the_model": "e"}
