@@ -108,3 +108,20 @@ class TestIsId:
 
     def test_accepts_a_hand_written_id_in_the_right_shape(self):
         assert is_id("customer", "cus_" + "0123456789abcdef" * 2)
+
+
+def test_a_forked_child_does_not_reuse_its_parents_random_bits():
+    import os
+
+    ids.uuid7_hex()  # the parent now holds unused random bits
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, ids.uuid7_hex().encode())
+        os._exit(0)
+    os.close(write)
+    from_child = os.read(read, 64).decode()
+    os.waitpid(child, 0)
+    os.close(read)
+    # The low 62 bits are random: a child reusing the parent's buffer repeats them.
+    assert from_child[-15:] != ids.uuid7_hex()[-15:]

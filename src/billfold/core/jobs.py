@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast, runtime_checkable
 
-from sqlalchemy import Index, Integer, String, Text, UniqueConstraint, and_, insert, or_, select
+from sqlalchemy import Index, Integer, String, Table, Text, UniqueConstraint, and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -122,13 +122,16 @@ def enqueue_many(session: Session, *, kind: str, items: Sequence[tuple[str, dict
     if not items:
         return
     now = clock.utcnow()
-    session.execute(insert(Job), [
+    session.execute(_INSERT_JOB, [
         {"id": new_id("job"), "tenant_id": scope.tenant_id if scope else None,
          "mode": scope.mode if scope else None, "kind": kind, "key": key, "payload": payload,
          "status": "queued", "attempts": 0, "max_attempts": max_attempts, "run_after": now,
          "locked_by": None, "locked_until": None, "last_error": None, "created_at": now,
          "finished_at": None}
         for key, payload in items])
+
+
+_INSERT_JOB = cast(Table, Job.__table__).insert()  # built once: an email enqueues one
 
 
 def _by_key(session: Session, kind: str, key: str) -> Job | None:

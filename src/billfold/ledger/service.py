@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billfold.core import bulk, clock, ids
-from billfold.core.db import among, get_scoped, is_postgres
+from billfold.core.db import get_scoped, is_postgres
 from billfold.core.errors import BillfoldError, Conflict
 from billfold.core.scope import Scope
 from billfold.ledger.models import (
@@ -226,14 +226,20 @@ def _find_ledger_accounts(session: Session, scope: Scope, keys: list[tuple[str, 
     end: by key alone it read every ledger account of the tenant, one per billing account,
     on every payment. Pairs of a currency and a key that were not asked for together are
     dropped after."""
-    rows = session.execute(
-        select(LedgerAccount.key, LedgerAccount.currency, LedgerAccount.id).where(
-            LedgerAccount.tenant_id == scope.tenant_id, LedgerAccount.mode == scope.mode,
-            among(session, LedgerAccount.currency, {currency for _, currency in keys}),
-            among(session, LedgerAccount.key, {key for key, _ in keys})))
+    rows = session.execute(_LEDGER_ACCOUNTS, {
+        "tenant": scope.tenant_id, "mode": scope.mode,
+        "currencies": sorted({currency for _, currency in keys}),
+        "keys": sorted({key for key, _ in keys})})
     wanted = set(keys)
     return {(key, currency): account_id for key, currency, account_id in rows
             if (key, currency) in wanted}
+
+
+# Built once: every posting runs it. A posting names a few accounts: plain IN lists.
+_LEDGER_ACCOUNTS = select(LedgerAccount.key, LedgerAccount.currency, LedgerAccount.id).where(
+    LedgerAccount.tenant_id == bindparam("tenant"), LedgerAccount.mode == bindparam("mode"),
+    LedgerAccount.currency.in_(bindparam("currencies", expanding=True)),
+    LedgerAccount.key.in_(bindparam("keys", expanding=True)))
 
 
 def reverse(

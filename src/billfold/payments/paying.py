@@ -249,7 +249,10 @@ def record_outcome(session: Session, gateway: Gateway, payment: Payment,
 def settle(session: Session, scope: Scope, payment: Payment) -> None:
     """A payment the gateway took (or money received outside it): give it a receipt
     number, apply it, mark its session paid and its entry balanced, and tell the biller."""
-    number = sequences.next_values(session, scope, RECEIPT_SERIES, 1, gap_free=False)[0]
+    # Not flushed first: a payment still to be inserted goes in with its number, not
+    # inserted and then updated.
+    with session.no_autoflush:
+        number = sequences.next_values(session, scope, RECEIPT_SERIES, 1, gap_free=False)[0]
     payment.receipt_number = f"RCT-{number:06d}"
     with ledgering.posting_last(session, scope):
         paid = apply(session, scope, payment)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from billfold.core import clock, ids
-from billfold.core.db import among, get_scoped, transaction
+from billfold.core.db import get_scoped, transaction
 from billfold.core.errors import FieldError, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount
@@ -35,16 +35,17 @@ def record(factory: sessionmaker[Session], gateway_for: Any, scope: Scope, *,
     """Record (or, with a saved instrument, charge) a payment on a billing account."""
     with factory() as session, transaction(session):
         key = submission_key or ids.new_id("payment")
-        earlier = session.scalars(select(Payment).where(
-            Payment.tenant_id == scope.tenant_id, Payment.mode == scope.mode,
-            Payment.submission_key == key)).one_or_none()
+        earlier = session.scalars(_BY_SUBMISSION_KEY, {
+            "tenant": scope.tenant_id, "mode": scope.mode, "key": key}).one_or_none()
         if earlier is not None:
             session.expunge(earlier)
             return earlier
-        payment = _new(session, scope, billing_account_id=billing_account_id,
-                       amount_minor=amount_minor, method=method,
-                       instrument_token=instrument_token, invoice_ids=invoice_ids,
-                       reference=reference, key=key)
+        # The account is held while the transaction lasts: the session keeps only the
+        # objects something refers to, and settling reads it again (the receipt email).
+        payment, account = _new(session, scope, billing_account_id=billing_account_id,
+                                amount_minor=amount_minor, method=method,
+                                instrument_token=instrument_token, invoice_ids=invoice_ids,
+                                reference=reference, key=key)
         if method in OFFLINE_METHODS:
             # Received already: written once, as succeeded, when the entry is posted.
             payment.status, payment.gateway = "succeeded", "none"
@@ -53,7 +54,18 @@ def record(factory: sessionmaker[Session], gateway_for: Any, scope: Scope, *,
             session.expunge(payment)
             return payment
         payment_id = payment.id
+        del account
     return _charge(factory, gateway_for(scope), scope, payment_id, str(instrument_token))
+
+
+# Built once: payments are recorded at a rate, and building a statement costs about what
+# running it does.
+_BY_SUBMISSION_KEY = select(Payment).where(
+    Payment.tenant_id == bindparam("tenant"), Payment.mode == bindparam("mode"),
+    Payment.submission_key == bindparam("key"))
+_INVOICES = select(Invoice).where(
+    Invoice.tenant_id == bindparam("tenant"), Invoice.mode == bindparam("mode"),
+    Invoice.id.in_(bindparam("ids", expanding=True)))
 
 
 def _charge(factory: sessionmaker[Session], gateway: Gateway, scope: Scope, payment_id: str,
@@ -85,7 +97,7 @@ def _detached(factory: sessionmaker[Session], scope: Scope, payment_id: str) -> 
 
 def _new(session: Session, scope: Scope, *, billing_account_id: str, amount_minor: int,
          method: str, instrument_token: str | None, invoice_ids: Sequence[str],
-         reference: str | None, key: str) -> Payment:
+         reference: str | None, key: str) -> tuple[Payment, BillingAccount]:
     problems: list[FieldError] = []
     account = session.get(BillingAccount, billing_account_id)
     if account is None or account.tenant_id != scope.tenant_id or account.mode != scope.mode:
@@ -115,7 +127,7 @@ def _new(session: Session, scope: Scope, *, billing_account_id: str, amount_mino
     session.add(payment)
     if method in GATEWAY_METHODS:
         session.flush()  # committed as "processing" before the gateway is called
-    return payment
+    return payment, account
 
 
 def _lines(session: Session, scope: Scope, account: BillingAccount, invoice_ids: list[str],
@@ -124,9 +136,8 @@ def _lines(session: Session, scope: Scope, account: BillingAccount, invoice_ids:
               "account_number": account.number, "billing_account_id": account.id}
     if not invoice_ids:
         return [{**holder, "pay_minor": amount_minor, "oldest_first": True}]
-    found = {i.id: i for i in session.scalars(select(Invoice).where(
-        Invoice.tenant_id == scope.tenant_id, Invoice.mode == scope.mode,
-        among(session, Invoice.id, invoice_ids)))}
+    found = {i.id: i for i in session.scalars(_INVOICES, {
+        "tenant": scope.tenant_id, "mode": scope.mode, "ids": invoice_ids})}
     lines, left = [], amount_minor if isinstance(amount_minor, int) else 0
     for index, invoice_id in enumerate(invoice_ids):
         invoice = found.get(invoice_id)
