@@ -430,7 +430,9 @@ _BILLED_COLUMNS = tuple(BillingAccount.__table__.c[name] for name in (
     "bill_cycle_id", "start_date", "next_bill_date", "currency", "taxable", "invoice_type",
     "invoice_rendering_type", "minimum_invoice_amount_minor", "payment_term_id", "email_notify"))
 
-BATCH_SIZE = 100
+# Accounts billed in one transaction. 250 rather than 100: each batch costs a commit and
+# a score of statements whatever its size (8-10% of a 20,000-account run on SQLite).
+BATCH_SIZE = 250
 
 
 def bill_batch(session: Session, scope: Scope, *, account_ids: list[str], as_of: date,
