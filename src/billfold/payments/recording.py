@@ -6,11 +6,11 @@ account's open invoices oldest due first; what is left is unapplied cash."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids
 from billfold.core.db import get_scoped, transaction
@@ -28,11 +28,12 @@ GATEWAY_METHODS = ("card", "ach")
 MAX_MINOR = 10**15
 
 
-def record(factory: sessionmaker[Session], gateway_for: Any, scope: Scope, *,
+def record(factory: Callable[[], Session], gateway_for: Any, scope: Scope, *,
            billing_account_id: str, amount_minor: int, method: str,
            instrument_token: str | None = None, invoice_ids: Sequence[str] = (),
            reference: str | None = None, submission_key: str | None = None) -> Payment:
-    """Record (or, with a saved instrument, charge) a payment on a billing account."""
+    """Record (or, with a saved instrument, charge) a payment on a billing account.
+    ``factory`` gives a session for each transaction, one after another."""
     with factory() as session, transaction(session):
         key = submission_key or ids.new_id("payment")
         earlier = session.scalars(_BY_SUBMISSION_KEY, {
@@ -68,7 +69,7 @@ _INVOICES = select(Invoice).where(
     Invoice.id.in_(bindparam("ids", expanding=True)))
 
 
-def _charge(factory: sessionmaker[Session], gateway: Gateway, scope: Scope, payment_id: str,
+def _charge(factory: Callable[[], Session], gateway: Gateway, scope: Scope, payment_id: str,
             token: str) -> Payment:
     with factory() as session:
         payment = get_scoped(session, Payment, payment_id, scope, "payment")
@@ -88,7 +89,7 @@ def _charge(factory: sessionmaker[Session], gateway: Gateway, scope: Scope, paym
     return _detached(factory, scope, payment_id)
 
 
-def _detached(factory: sessionmaker[Session], scope: Scope, payment_id: str) -> Payment:
+def _detached(factory: Callable[[], Session], scope: Scope, payment_id: str) -> Payment:
     with factory() as session:
         payment: Payment = get_scoped(session, Payment, payment_id, scope, "payment")
         session.expunge(payment)

@@ -3,6 +3,7 @@ postback settings: /v1/webhook_endpoints, /v1/webhook_deliveries, /v1/postback_s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,15 @@ def _factory(request: Request, db: Session) -> sessionmaker[Session]:
     db.commit()
     factory: sessionmaker[Session] = request.app.state.sessions
     return factory
+
+
+def _request_first(request: Request, db: Session) -> Callable[[], Session]:
+    """Sessions for a service that runs its transactions one after another: the first in
+    the request's own session, whose transaction authentication began (on SQLite holding
+    the writer's lock already, with the tenant's settings read), the others new."""
+    factory: sessionmaker[Session] = request.app.state.sessions
+    unused = [db]
+    return lambda: unused.pop() if unused else factory()
 
 
 def _gateway(request: Request, scope: Scope) -> Any:
@@ -209,7 +219,7 @@ def record_payment(body: PaymentIn, request: Request, db: DbSession, caller: Api
     """Record a payment on a billing account and apply it; any excess is unapplied cash."""
     key = request.headers.get("idempotency-key")
     payment = recording.record(
-        _factory(request, db), request.app.state.gateways, caller.scope,
+        _request_first(request, db), request.app.state.gateways, caller.scope,
         billing_account_id=body.billing_account_id, amount_minor=body.amount_minor,
         method=body.method, instrument_token=body.instrument_token,
         invoice_ids=body.invoice_ids, reference=body.reference,
