@@ -15,6 +15,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Column, Table, exc
@@ -26,8 +27,8 @@ def _converter(dialect: Dialect, columns: Sequence[Column[Any]]
                ) -> Callable[[Sequence[Any]], Sequence[Any]]:
     """What turns a row's values (in ``columns`` order) into the parameters the driver
     gets: each column's bind processor, on the columns that have one."""
-    processors = [(position, _remembering(process)) for position, column in enumerate(columns)
-                  if (process := column.type.dialect_impl(dialect).bind_processor(dialect))]
+    processors = [(position, _remembering(process))
+                  for position, process in _bind_processors(dialect, tuple(columns))]
 
     def convert(values: Sequence[Any]) -> Sequence[Any]:
         if not processors:
@@ -39,6 +40,15 @@ def _converter(dialect: Dialect, columns: Sequence[Column[Any]]
         return converted
 
     return convert
+
+
+@lru_cache(maxsize=512)
+def _bind_processors(dialect: Dialect, columns: tuple[Column[Any], ...]
+                     ) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """(position, processor) of the columns that have one; worked out once per dialect and
+    column list (a bill run inserts into the same tables thousands of times)."""
+    return tuple((position, process) for position, column in enumerate(columns)
+                 if (process := column.type.dialect_impl(dialect).bind_processor(dialect)))
 
 
 def _remembering(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
