@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -231,8 +232,6 @@ def serve(
                             "process serves best, its writers take turns in-process)")] = 1,
 ) -> None:
     """Run the HTTP API (and one worker, unless --no-worker)."""
-    import threading
-
     import uvicorn
 
     from billfold.web.app import create_app
@@ -285,6 +284,8 @@ def _worker_loop(once: bool = False, sessions: sessionmaker[Session] | None = No
     gateways = payment_setup.gateways(settings, sessions)
     worker_id = jobs.default_worker_id()
     log = logging.getLogger("billfold.worker")
+    if not once:
+        _start_render_threads(settings, sessions, worker_id, settings.render_threads - 1)
     purged_at: float | None = None
     kept_at: float | None = None
     while True:
@@ -324,6 +325,39 @@ def _worker_loop(once: bool = False, sessions: sessionmaker[Session] | None = No
             return
         if ran == 0:
             time.sleep(_IDLE_POLL_SECONDS)
+
+
+def _start_render_threads(settings: Settings, sessions: sessionmaker[Session], worker_id: str,
+                          count: int, stop: threading.Event | None = None
+                          ) -> list[threading.Thread]:
+    """Threads beside the worker's own loop that run only invoice renders: Typst lets go
+    of the GIL while it typesets, so a process renders on as many cores as it has
+    threads (BILLFOLD_RENDER_THREADS in all, the loop included), and on PostgreSQL one
+    thread's round trips leave the core to another. ``--once`` runs none. They run until
+    the process ends, or until ``stop`` is set."""
+    from billfold.invoicing import delivery
+
+    handlers = {delivery.RENDER: delivery.handlers(settings)[delivery.RENDER]}
+    threads = [threading.Thread(target=_render_loop, name=f"billfold-render-{number}",
+                                args=(sessions, handlers, f"{worker_id}-render-{number}",
+                                      stop or threading.Event()), daemon=True)
+               for number in range(1, count + 1)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def _render_loop(sessions: sessionmaker[Session], handlers: dict[str, jobs.Handler],
+                 worker_id: str, stop: threading.Event) -> None:
+    log = logging.getLogger("billfold.worker")
+    while not stop.is_set():
+        ran = 0
+        try:
+            ran = jobs.run_pending(sessions, handlers, worker_id=worker_id, kinds=list(handlers))
+        except Exception:
+            log.exception("render pass failed; retrying")
+        if ran == 0:
+            stop.wait(_IDLE_POLL_SECONDS)
 
 
 @app.command()

@@ -489,3 +489,50 @@ class TestDocuments:
 
         with pytest.raises(Exception, match="No invoice"):
             documents.document_for(clerk.session, make_scope(), invoice)
+
+
+class TestRenderThreads:
+    def test_each_thread_has_a_renderer_of_its_own(self):
+        import threading
+
+        seen: list[Any] = []
+        thread = threading.Thread(target=lambda: seen.append(delivery.renderer()))
+        thread.start()
+        thread.join()
+        assert delivery.renderer() is delivery.renderer()
+        assert seen[0] is not delivery.renderer()
+
+    def test_render_threads_render_every_invoice_once_beside_the_loop(self, clerk, mailbox):
+        import threading
+        import time
+
+        clerk.rule()
+        made = [clerk.one_off(clerk.account(f"Renter {i}", invoice_type="email"))
+                for i in range(6)]
+        clerk.session.commit()
+        stop = threading.Event()
+        started = cli._start_render_threads(clerk.settings, clerk.sessions, "test-worker", 2,
+                                            stop)
+        try:
+            assert [t.name for t in started] == ["billfold-render-1", "billfold-render-2"]
+            render_jobs = select(jobs.Job).where(jobs.Job.kind == delivery.RENDER)
+            deadline = time.monotonic() + 60
+            while any(j.status != "done" for j in clerk.session.scalars(render_jobs)):
+                clerk.session.commit()
+                assert time.monotonic() < deadline, "the render threads rendered nothing"
+                time.sleep(0.2)
+            clerk.session.commit()
+        finally:
+            stop.set()
+            for thread in started:
+                thread.join(timeout=30)
+        assert not any(thread.is_alive() for thread in started)
+        # Rendered by the threads alone; the worker's own loop did not run.
+        assert {j.locked_by for j in clerk.session.scalars(render_jobs)} <= {
+            "test-worker-render-1", "test-worker-render-2"}
+        clerk.work()  # the emails the renders queued
+        for invoice in made:
+            invoice = clerk.reload(invoice)
+            assert invoice.number in clerk.pdf_text(invoice.pdf_key)
+            assert len(clerk.messages(invoice)) == 1
+        assert len(mailbox.envelopes) == 6

@@ -110,18 +110,17 @@ def bill_run_completed(session: Session, scope: Scope, bill_run_id: str) -> None
 
 # -- the renderer --------------------------------------------------------------------------
 
-_renderer: InvoiceRenderer | None = None
-_renderer_lock = threading.Lock()
+_renderers = threading.local()
 
 
 def renderer() -> InvoiceRenderer:
-    """The process's one renderer: its Typst compiler caches fonts and the template, so it
-    is built on first use and reused (it serialises compilations itself)."""
-    global _renderer
-    with _renderer_lock:
-        if _renderer is None:
-            _renderer = InvoiceRenderer()
-        return _renderer
+    """This thread's renderer: its Typst compiler caches fonts and the template, so it is
+    built on first use and reused. One per thread, so a worker's render threads typeset
+    side by side (a renderer serialises its own compilations)."""
+    found: InvoiceRenderer | None = getattr(_renderers, "renderer", None)
+    if found is None:
+        found = _renderers.renderer = InvoiceRenderer()
+    return found
 
 
 # -- jobs ----------------------------------------------------------------------------------
