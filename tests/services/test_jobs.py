@@ -197,6 +197,48 @@ class TestClaim:
 
         assert claim(sessions, kind) == []
 
+    def test_a_job_whose_worker_died_goes_before_the_queue(self, sessions, kind, frozen):
+        stranded = enqueue(sessions, kind)
+        claim(sessions, kind, "w1", lease_seconds=60)
+        frozen.advance(timedelta(seconds=30))
+        enqueue(sessions, kind)
+        frozen.advance(timedelta(seconds=31))
+
+        first, second = claim(sessions, kind, "w2", limit=2)
+
+        assert first.id == stranded.id
+        assert second.id != stranded.id
+
+    def test_a_claim_walks_an_index_in_its_order_and_sorts_nothing(self, sessions, kind,
+                                                                     engine):
+        # A claim that sorts the due jobs reads all of them: a bill run's queue of PDFs
+        # would cost n² reads to work off.
+        if engine.dialect.name != "sqlite":
+            pytest.skip("SQLite's plans do not depend on statistics; PostgreSQL's do")
+        statements: list[str] = []
+
+        def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if statement.lstrip().upper().startswith("SELECT") and "FROM job" in statement:
+                statements.append(statement)
+
+        from sqlalchemy import event
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            for kinds in ([kind], None):
+                with sessions() as session, transaction(session):
+                    jobs.claim(session, worker_id="w1", kinds=kinds)
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        assert len(statements) == 4  # expired leases, then the queue; with and without kinds
+        with engine.connect() as conn:
+            for statement in statements:
+                plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {statement}",
+                    ("running" if "running" in statement else "queued",) + ("x",) * (
+                        statement.count("?") - 1)))
+                assert "USING INDEX" in plan, plan
+                assert "TEMP B-TREE" not in plan, plan
+
     def test_claims_the_longest_waiting_job_first(self, sessions, kind, frozen):
         later = enqueue(sessions, kind, run_after=NOON - timedelta(minutes=1))
         earlier = enqueue(sessions, kind, run_after=NOON - timedelta(minutes=5))
