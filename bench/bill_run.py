@@ -52,7 +52,7 @@ def run(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]:
     try:
         sessions = make_sessionmaker(engine)
         tenant = data.create_tenant(sessions)
-        _seed(sessions, tenant, count)
+        seed(sessions, tenant, count)
     finally:
         engine.dispose()
     rows = []
@@ -63,7 +63,7 @@ def run(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]:
             try:
                 sessions = make_sessionmaker(engine)
                 tenant = data.create_tenant(sessions, name=f"Bench Biller {workers}")
-                _seed(sessions, tenant, count)
+                seed(sessions, tenant, count)
             finally:
                 engine.dispose()
         rows.append(_measure(url, backend, tenant, count, workers))
@@ -120,7 +120,7 @@ def _work(url: str, workers: int) -> list[float]:
     return peaks
 
 
-def _seed(sessions: sessionmaker[Session], tenant: data.BenchTenant, count: int) -> None:
+def seed(sessions: sessionmaker[Session], tenant: data.BenchTenant, count: int) -> None:
     scope = tenant.scope
     with sessions() as session, transaction(session):
         product = catalog.create_product(session, scope, name="Hosting", sku="HOST",

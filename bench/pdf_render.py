@@ -2,8 +2,10 @@
 process, against the same target twice: by one ``InvoiceRenderer``, one after another, and
 by one renderer per core (at least two) in as many threads.
 
-No database is involved: the figure is the same on either backend (run it with
-``--backend sqlite``). The invoices are generated deterministically in all seven shipped
+The first two cases involve no database (the figures are the same on either backend); the
+third, ``worker_process_end_to_end``, is a real ``billfold worker`` working off the render
+jobs of a bill run, which is what the target is about: invoices per second per worker
+process. The invoices are generated deterministically in all seven shipped
 languages and seven currencies (JPY without decimals), each with its own customer, amounts
 and period, and a tax rate that varies line by line (so every line prints its rate). The
 first ``WARM_UP`` renders of each renderer (fonts loaded, template parsed) are not measured.
@@ -17,17 +19,25 @@ from __future__ import annotations
 import io
 import os
 import random
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from pypdf import PdfReader
+from sqlalchemy import func, select
 
-from bench import data
+from bench import bill_run, data
 from bench.stats import latency_ms, result
+from billfold.core import jobs
+from billfold.core.db import make_engine, make_sessionmaker, transaction
+from billfold.invoicing import billrun, delivery
 from billfold.invoicing.document import DocumentLine, InvoiceDocument, Party, PostalAddress
 from billfold.invoicing.render import InvoiceRenderer
 from billfold.money import Money
@@ -48,12 +58,62 @@ BILLER = Party(
 
 
 def run(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]:
-    del url  # rendering needs no database
     count = 150 if quick else 1_500
     docs = list(invoices(seed=11, count=WARM_UP + count))
     threads = max(2, os.cpu_count() or 1)
     return [_case(docs, count, backend, threads=1),
-            _case(docs, count, backend, threads=threads)]
+            _case(docs, count, backend, threads=threads),
+            _worker_case(url, backend, count)]
+
+
+def _worker_case(url: str, backend: str, count: int) -> dict[str, Any]:
+    """What a worker process does end to end: ``count`` invoices from a bill run, each a
+    render job, worked off by one real ``billfold worker`` (its loop and its render
+    threads, one per core) — claiming the job, reading the invoice, rendering, storing
+    the PDF, queueing the email. Timed from the worker's start until no render job is
+    left, the process's start-up included."""
+    engine = make_engine(url)
+    try:
+        sessions = make_sessionmaker(engine)
+        tenant = data.create_tenant(sessions, name="PDF Biller")
+        bill_run.seed(sessions, tenant, count)
+        with sessions() as session, transaction(session):
+            billrun.start_bill_run(session, tenant.scope, as_of_date=bill_run.AS_OF,
+                                   actor=data.ACTOR)
+        while jobs.run_pending(sessions, {billrun.JOB_KIND: billrun.bill_chunk},
+                               worker_id="bench-billing", kinds=[billrun.JOB_KIND]):
+            pass
+        left = select(func.count()).select_from(jobs.Job).where(
+            jobs.Job.kind == delivery.RENDER, jobs.Job.status.in_(("queued", "running")))
+        with sessions() as session:
+            queued = session.scalar(left) or 0
+        with tempfile.TemporaryDirectory(prefix="billfold_bench_pdf_") as tmp:
+            env = os.environ | {"BILLFOLD_DATABASE_URL": url, "BILLFOLD_DATA_DIR": tmp,
+                                "BILLFOLD_LOG_LEVEL": "WARNING"}
+            started = time.perf_counter()
+            worker = subprocess.Popen([str(Path(sys.executable).with_name("billfold")),
+                                       "worker"], env=env)
+            try:
+                while True:
+                    with sessions() as session:
+                        if not session.scalar(left):
+                            break
+                    if worker.poll() is not None:
+                        raise RuntimeError(f"billfold worker exited with {worker.returncode}")
+                    time.sleep(0.1)
+                elapsed = time.perf_counter() - started
+            finally:
+                worker.terminate()
+                worker.wait(timeout=30)
+    finally:
+        engine.dispose()
+    return result(
+        "pdf_render", backend, case="worker_process_end_to_end", metric="invoices per second",
+        unit="invoices/s", target=TARGET_INVOICES_PER_SECOND, higher_is_better=True,
+        measured=queued / elapsed,
+        details={"invoices": queued, "seconds": round(elapsed, 3),
+                 "render_threads": os.environ.get("BILLFOLD_RENDER_THREADS",
+                                                  str(os.cpu_count() or 1))})
 
 
 def _case(docs: list[InvoiceDocument], count: int, backend: str, *,
