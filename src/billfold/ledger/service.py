@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, Table, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -226,7 +227,7 @@ def _find_ledger_accounts(session: Session, scope: Scope, keys: list[tuple[str, 
     end: by key alone it read every ledger account of the tenant, one per billing account,
     on every payment. Pairs of a currency and a key that were not asked for together are
     dropped after."""
-    rows = session.execute(_LEDGER_ACCOUNTS, {
+    rows = session.execute(_LEDGER_ACCOUNTS[session.get_bind().dialect.name], {
         "tenant": scope.tenant_id, "mode": scope.mode,
         "currencies": sorted({currency for _, currency in keys}),
         "keys": sorted({key for key, _ in keys})})
@@ -235,11 +236,22 @@ def _find_ledger_accounts(session: Session, scope: Scope, keys: list[tuple[str, 
             if (key, currency) in wanted}
 
 
-# Built once: every posting runs it. A posting names a few accounts: plain IN lists.
-_LEDGER_ACCOUNTS = select(LedgerAccount.key, LedgerAccount.currency, LedgerAccount.id).where(
-    LedgerAccount.tenant_id == bindparam("tenant"), LedgerAccount.mode == bindparam("mode"),
-    LedgerAccount.currency.in_(bindparam("currencies", expanding=True)),
-    LedgerAccount.key.in_(bindparam("keys", expanding=True)))
+def _accounts_statement(dialect: str) -> Select[str, str, str]:
+    """Built once per dialect: every posting runs it. A bill-run batch asks for hundreds of
+    keys, so on PostgreSQL the lists are array parameters (``= ANY``), as ``among`` makes
+    them: the statement's text stays the same whatever their length."""
+    def among(column: Any, name: str) -> ColumnElement[bool]:
+        if dialect == "postgresql":
+            return cast(ColumnElement[bool],
+                        column == any_(bindparam(name, type_=ARRAY(column.type))))
+        return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+
+    return select(LedgerAccount.key, LedgerAccount.currency, LedgerAccount.id).where(
+        LedgerAccount.tenant_id == bindparam("tenant"), LedgerAccount.mode == bindparam("mode"),
+        among(LedgerAccount.currency, "currencies"), among(LedgerAccount.key, "keys"))
+
+
+_LEDGER_ACCOUNTS = {dialect: _accounts_statement(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 def reverse(

@@ -43,10 +43,10 @@ def record(factory: Callable[[], Session], gateway_for: Any, scope: Scope, *,
             return earlier
         # The account is held while the transaction lasts: the session keeps only the
         # objects something refers to, and settling reads it again (the receipt email).
-        payment, account = _new(session, scope, billing_account_id=billing_account_id,
-                                amount_minor=amount_minor, method=method,
-                                instrument_token=instrument_token, invoice_ids=invoice_ids,
-                                reference=reference, key=key)
+        payment, _held_account = _new(
+            session, scope, billing_account_id=billing_account_id, amount_minor=amount_minor,
+            method=method, instrument_token=instrument_token, invoice_ids=invoice_ids,
+            reference=reference, key=key)
         if method in OFFLINE_METHODS:
             # Received already: written once, as succeeded, when the entry is posted.
             payment.status, payment.gateway = "succeeded", "none"
@@ -55,7 +55,6 @@ def record(factory: Callable[[], Session], gateway_for: Any, scope: Scope, *,
             session.expunge(payment)
             return payment
         payment_id = payment.id
-        del account
     return _charge(factory, gateway_for(scope), scope, payment_id, str(instrument_token))
 
 

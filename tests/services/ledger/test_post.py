@@ -192,3 +192,19 @@ class TestVerify:
         assert [str(p) for p in verify(session)] == [
             f"{account.id}: stored balance 1 but its postings sum to 1000"]
 
+
+
+def test_the_ledger_account_lookup_uses_the_whole_unique_index(engine):
+    # By key alone it used only (tenant, mode) of an index and read every ledger account
+    # of the tenant — one per billing account — on every payment and bill-run batch.
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's plans do not depend on statistics; PostgreSQL's do")
+    from billfold.ledger.service import _LEDGER_ACCOUNTS
+
+    statement = _LEDGER_ACCOUNTS["sqlite"].params(
+        tenant="t", mode="test", currencies=["USD"], keys=["receivable:ba_1", "revenue"],
+    ).compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+    with engine.connect() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {statement}"))
+    assert "currency=? AND key=?" in plan, plan
