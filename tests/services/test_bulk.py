@@ -22,9 +22,10 @@ def table(model: Any) -> Table:
     return cast(Table, model.__table__)
 
 
-def job_row(scope, key: str, payload: Any, **extra: Any) -> dict[str, Any]:
+def job_row(scope, key: str, payload: Any, kind: str = "test.bulk", **extra: Any
+            ) -> dict[str, Any]:
     return {"id": ids.new_id("job"), "tenant_id": scope.tenant_id, "mode": scope.mode,
-            "kind": "test.bulk", "key": key, "payload": payload, "status": "queued",
+            "kind": kind, "key": key, "payload": payload, "status": "queued",
             "attempts": 0, "max_attempts": 8, "run_after": NOW, "created_at": NOW, **extra}
 
 
@@ -36,20 +37,24 @@ def rate_row(scope, name: str, valid_to: date | None) -> dict[str, Any]:
 
 
 class TestInsertRows:
-    def test_values_read_back_as_an_orm_insert_would_store_them(self, session, scope):
+    # A few rows go to PostgreSQL as INSERTs, more as COPY: both ways are checked.
+    @pytest.mark.parametrize("filler", [0, bulk.FEW_ROWS], ids=["few rows", "many rows"])
+    def test_values_read_back_as_an_orm_insert_would_store_them(self, session, scope, filler):
         awkward = "tab\there, newline\nthere, back\\slash, quote ' and \" and \\N"
+        kind = f"test.bulk.{filler}"
         with transaction(session):
             bulk.insert_rows(session, table(Job), [
                 job_row(scope, "a", {"invoice_id": "inv_1", "nested": [1, "two", None]},
-                        last_error=None),
-                job_row(scope, awkward, {"text": awkward}, last_error=awkward),
+                        kind, last_error=None),
+                job_row(scope, awkward, {"text": awkward}, kind, last_error=awkward),
+                *(job_row(scope, f"filler {n}", n, kind, last_error=None) for n in range(filler)),
             ])
             bulk.insert_rows(session, table(TaxRate), [
                 rate_row(scope, "open", None), rate_row(scope, "closed", date(2026, 12, 31))])
 
         session.expire_all()
         jobs = {j.key: j for j in session.scalars(select(Job).where(
-            Job.tenant_id == scope.tenant_id, Job.kind == "test.bulk"))}
+            Job.tenant_id == scope.tenant_id, Job.kind == kind))}
         assert jobs["a"].payload == {"invoice_id": "inv_1", "nested": [1, "two", None]}
         assert jobs["a"].run_after == NOW
         assert jobs["a"].created_at == NOW
@@ -64,16 +69,22 @@ class TestInsertRows:
         assert rates["closed"].valid_to == date(2026, 12, 31)
         assert rates["closed"].created_at == NOW
 
-    def test_a_duplicate_key_raises_integrity_error_and_writes_nothing(self, session, scope):
-        first = job_row(scope, "dup", {})
+    @pytest.mark.parametrize("filler", [0, bulk.FEW_ROWS], ids=["few rows", "many rows"])
+    def test_a_duplicate_key_raises_integrity_error_and_writes_nothing(self, session, scope,
+                                                                        filler):
+        kind = f"test.bulk.{filler}"
+        first = job_row(scope, "dup", {}, kind)
         with transaction(session):
             bulk.insert_rows(session, table(Job), [first])
 
         with pytest.raises(IntegrityError), transaction(session):
-            bulk.insert_rows(session, table(Job), [job_row(scope, "fresh", {}),
-                                                   {**first, "key": "other"}])
+            bulk.insert_rows(session, table(Job), [
+                job_row(scope, "fresh", {}, kind),
+                *(job_row(scope, f"f{n}", n, kind) for n in range(filler)),
+                {**first, "key": "other"}])
 
-        keys = set(session.scalars(select(Job.key).where(Job.tenant_id == scope.tenant_id)))
+        keys = set(session.scalars(select(Job.key).where(Job.tenant_id == scope.tenant_id,
+                                                         Job.kind == kind)))
         assert keys == {"dup"}
 
     def test_rows_with_different_keys_are_refused(self, session, scope):

@@ -1,7 +1,9 @@
 """Number series: gap-free ones hold their counter until commit; the others do not."""
 
+import threading
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
 from billfold.core import sequences
@@ -46,10 +48,10 @@ class TestNextValues:
     def test_a_dropped_counter_connection_is_replaced(self, sessions, scope):
         with sessions() as session:
             (first,) = sequences.next_values(session, scope, "customer", gap_free=False)
-            # Kill every backend but this one: the counters' pooled connection among them.
-            session.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+            # End the backend of the counters' pooled connection (it is back in its pool).
+            with sequences._counters(sessions.kw["bind"]).connect() as counter:
+                pid = counter.scalar(text("SELECT pg_backend_pid()"))
+            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             (second,) = sequences.next_values(session, scope, "customer", gap_free=False)
             assert second == first + 1
             session.rollback()
@@ -64,3 +66,37 @@ class TestNextValues:
         assert counters.pool.checkedin() == 1
         engine.dispose()
         assert counters.pool.checkedin() == 0
+
+    @pytest.mark.postgres_only
+    def test_concurrent_reservations_reuse_the_counters_connections(self, sessions, scope):
+        """Eight threads numbering at once, round after round, open at most eight
+        connections: none is closed on return and opened again for the next number."""
+        engine = sessions.kw["bind"]
+        counters = sequences._counters(engine)
+        opened = []
+        event.listen(counters, "connect", lambda *_: opened.append(1))
+        rounds, threads = 10, 8
+        start = threading.Barrier(threads)
+        failures = []
+
+        def number() -> None:
+            try:
+                with sessions() as session:
+                    for _ in range(rounds):
+                        start.wait(timeout=30)
+                        sequences.next_values(session, scope, "customer", gap_free=False)
+                    session.rollback()
+            except Exception as exc:  # reported below; a thread's exception is lost
+                failures.append(exc)
+
+        workers = [threading.Thread(target=number) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert not failures
+        assert len(opened) <= threads
+        with sessions() as session:
+            (last,) = sequences.next_values(session, scope, "customer", gap_free=False)
+            session.rollback()
+        assert last == rounds * threads + 1

@@ -8,6 +8,7 @@ when a reader upgrades to a writer. PostgreSQL runs through psycopg 3.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -111,14 +112,65 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    # psycopg prepares a statement on the server after a few runs, and PostgreSQL then may
-    # switch to a generic plan made without the parameters' values. For a lookup by an
-    # array of keys in a table filled moments ago (no statistics yet), that plan read the
-    # whole table for every batch of an import: 77 ms a lookup instead of 4. Custom plans
-    # keep the parse saved by preparing and plan with the values each time.
-    connect_args = {"options": "-c plan_cache_mode=force_custom_plan",
-                    **kwargs.pop("connect_args", {})}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A pooled PostgreSQL connection idle for longer than this is checked with a round trip
+# before it is lent out (one that died meanwhile is replaced). A connection back from
+# work moments ago is lent as it is: under load, pinging at every checkout cost a round
+# trip per transaction, a tenth of the database work of creating a customer.
+IDLE_PING_SECONDS = 1.0
+_IDLE_SINCE = "billfold.idle_since"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    dialect = engine.dialect
+
+    @sa_event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @sa_event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since <= IDLE_PING_SECONDS:
+            return  # new, or busy a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            # The pool drops this connection and lends a new one.
+            raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
+
+
+PLAN_WITH_VALUES = "billfold.plan_with_values"
+
+
+def plan_with_values(session: Session) -> None:
+    """Have PostgreSQL plan each of this session's statements with its parameters' values,
+    in this transaction and every later one of the session.
+
+    For batch work over tables it is filling (an import, a bill run). PostgreSQL otherwise
+    switches a statement prepared on a connection to a generic plan after a few runs, and
+    for a lookup by an array of keys in a table filled moments ago (no statistics yet) the
+    generic plan read the whole table for every batch of an import: 77 ms a lookup
+    instead of 4. Requests keep the generic plans: planning again at every statement
+    cost PostgreSQL a third of its work for recording a payment."""
+    session.info[PLAN_WITH_VALUES] = True
+    if session.in_transaction():
+        _plan_with_values(session.connection())
+
+
+@sa_event.listens_for(Session, "after_begin")
+def _on_session_begin(session: Session, _transaction: Any, connection: Any) -> None:
+    if session.info.get(PLAN_WITH_VALUES):
+        _plan_with_values(connection)
+
+
+def _plan_with_values(connection: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
 class _WriterTurns:

@@ -97,18 +97,32 @@ def _reserve_apart(engine: Engine, params: dict[str, object]) -> int:
     raise AssertionError("unreachable")
 
 
+COUNTER_POOL_OVERFLOW = 20
+
+
+def _pool_size(engine: Engine) -> int:
+    size = getattr(engine.pool, "size", None)
+    return int(size()) if callable(size) else 10
+
+
 _counter_engines: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 _counter_engines_lock = threading.Lock()
 
 
 def _counters(engine: Engine) -> Engine:
-    """A small autocommit pool beside ``engine`` whose connections skip the commit's disk
-    flush (see the module's docstring); disposed with ``engine``."""
+    """An autocommit pool beside ``engine`` whose connections skip the commit's disk
+    flush (see the module's docstring); disposed with ``engine``.
+
+    It keeps as many connections as ``engine`` does: every request thread that numbers
+    something borrows one at the same time. With two kept, eight concurrent customer
+    creations opened and closed a PostgreSQL connection for most numbers (774 new
+    backends in 2,080 requests), and starting a backend costs PostgreSQL milliseconds."""
     with _counter_engines_lock:
         counters = _counter_engines.get(engine)
         if counters is None:
             counters = create_engine(
-                engine.url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=8,
+                engine.url, isolation_level="AUTOCOMMIT", pool_size=_pool_size(engine),
+                max_overflow=COUNTER_POOL_OVERFLOW,
                 connect_args={"options": "-c synchronous_commit=off"})
             _counter_engines[engine] = counters
             sa_event.listen(engine, "engine_disposed", lambda _: counters.dispose())

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids, sequences
 from billfold.core.bulk import insert_rows
-from billfold.core.db import among
+from billfold.core.db import among, plan_with_values
 from billfold.core.errors import Conflict, FieldError, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers import accounts
@@ -55,6 +55,7 @@ def create_customers(
     """
     if not 1 <= len(items) <= MAX_BATCH:
         raise ValidationFailed([FieldError("items", f"give 1 to {MAX_BATCH} customers")])
+    plan_with_values(session)  # its lookups by arrays of keys run on tables it is filling
     settings = tenants.get_settings(session, scope)
     now = clock.utcnow()
     problems: list[FieldError] = []

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from billfold.catalog import tax, tax_service
 from billfold.core import bulk, clock, ids, jobs
-from billfold.core.db import among, get_scoped, is_postgres, refresh_statistics
+from billfold.core.db import among, get_scoped, is_postgres, plan_with_values, refresh_statistics
 from billfold.core.errors import invalid
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount, Customer
@@ -640,6 +640,7 @@ def bill_chunk(session: Session, job: jobs.Job, *, on_invoice: Callable[..., Non
     """The job handler of a chunk: its accounts in batches, each batch in a transaction of
     its own, failures recorded and skipped."""
     chunk_id = job.payload["chunk_id"]
+    plan_with_values(session)  # its lookups by arrays of keys run on tables it is filling
     chunk = session.get(BillRunChunk, chunk_id)
     if chunk is None or chunk.done_at is not None:
         return
