@@ -17,7 +17,7 @@ from typing import Annotated, Literal, cast
 import typer
 from sqlalchemy.orm import Session, sessionmaker
 
-from billfold.core import clock, jobs
+from billfold.core import clock, heap, jobs
 from billfold.core.config import Settings, get_settings
 from billfold.core.db import make_engine, make_sessionmaker, transaction
 from billfold.core.scope import Mode, Scope
@@ -248,11 +248,12 @@ def serve(
     if processes > 1:
         # Each process builds its own app and engine; the worker (if any) runs here, in
         # the process that supervises them.
-        uvicorn.run("billfold.web.app:create_app", factory=True, workers=processes,
+        uvicorn.run("billfold.web.app:serving_app", factory=True, workers=processes,
                     host=host, port=port, log_level=settings.log_level.lower())
         return
-    uvicorn.run(create_app(settings, engine), host=host, port=port,
-                log_level=settings.log_level.lower())
+    app = create_app(settings, engine)
+    heap.settle()
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
 
 
 # An idle worker looks for due jobs this often; a busy one goes straight on.
@@ -365,6 +366,8 @@ def worker(once: Annotated[bool, typer.Option(
         "--once", help="Run until no job is due, then exit")] = False) -> None:
     """Process background work from the database until stopped."""
     logging.basicConfig(level=get_settings().log_level)
+    if not once:
+        heap.settle()
     _worker_loop(once=once)
 
 

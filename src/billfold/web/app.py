@@ -7,6 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from billfold import __version__
+from billfold.core import heap
 from billfold.core.config import Settings, get_settings
 from billfold.core.db import make_engine, make_sessionmaker
 from billfold.payments import setup as payment_setup
@@ -72,4 +73,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return {"status": "ok", "database": engine.dialect.name}
 
     app.add_middleware(RequestGuard, settings=settings, sessions=sessions)
+    return app
+
+
+def serving_app() -> FastAPI:
+    """The application as each process of ``billfold serve --processes N`` builds it."""
+    app = create_app()
+    heap.settle()
     return app
