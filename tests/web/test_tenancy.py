@@ -354,6 +354,26 @@ class TestAuthentication:
                 refused.append(f"{method} {path} -> {response.status_code}")
         assert not refused, "\n".join(refused)
 
+    def test_every_api_route_refuses_an_unknown_key_before_checking_the_request(
+            self, app, anonymous):
+        # The key is looked up in the route's own thread, after the body and parameters
+        # are validated; a request that fails validation has its key checked all the same.
+        refused = []
+        headers = {"Authorization": "Bearer bf_test_" + "x" * 43}
+        for method, template, _route in api_operations(app):
+            path = template.format(**dict.fromkeys(path_parameters(template), "x_1"))
+            response = anonymous.request(method, f"{path}?limit=0&starting_after=%24",
+                                         headers=headers,
+                                         json={"no_such_field": 1} if method in MUTATING else None)
+            if response.status_code != 401:
+                refused.append(f"{method} {path} -> {response.status_code}")
+        assert not refused, "\n".join(refused)
+
+    def test_a_known_key_with_a_wrong_body_is_told_what_is_wrong(self, client):
+        assert_problem(client.post("/v1/customers", json={"no_such_field": 1}), 422,
+                       "validation_failed")
+        assert_problem(client.get("/v1/customers?limit=0"), 422, "validation_failed")
+
     def test_a_garbage_key_with_an_idempotency_key_is_a_401_and_writes_nothing(
             self, client, anonymous):
         ids = seed_reference(client)

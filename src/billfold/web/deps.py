@@ -45,21 +45,63 @@ async def get_db(request: Request) -> AsyncIterator[Session]:
 DbSession = Annotated[Session, Depends(get_db)]
 
 
-@dataclass(frozen=True, slots=True)
 class Caller:
-    scope: Scope
-    actor: str
+    """Who is calling: the tenant and mode an API key grants, and the actor that changes
+    are recorded as.
+
+    The key is looked up in the route's own worker thread, in the transaction the route
+    goes on to use (Router.in_thread checks it before the route runs): a request then
+    makes one trip to a worker thread, not two, and on SQLite holds the writer's lock only
+    while its route works. A request refused before it reaches its route (a body or
+    parameter that fails validation) has its key checked first all the same, so a bad key
+    is a 401 whatever else is wrong (problems.py)."""
+
+    __slots__ = ("_db", "_scope", "_secret", "actor")
+
+    def __init__(self, db: Session, secret: str) -> None:
+        self._db, self._secret = db, secret
+        self._scope: Scope | None = None
+        self.actor = f"api_key:{api_keys.hint_of(secret)}"
+
+    @property
+    def scope(self) -> Scope:
+        if self._scope is None:
+            self.verify()
+        assert self._scope is not None
+        return self._scope
+
+    @property
+    def verified(self) -> bool:
+        return self._scope is not None
+
+    def verify(self, session: Session | None = None) -> None:
+        """Look the key up (in ``session``, or the request's own); Unauthorized if it
+        grants nothing. Database work: call it in a worker thread."""
+        if self._scope is None:
+            self._scope = api_keys.authenticate(session or self._db, self._secret)
 
 
-def get_caller(request: Request, db: DbSession) -> Caller:
+def _caller(request: Request, db: Session) -> Caller:
     secret = api_key_of(request.headers.get("authorization", ""))
     if secret is None:
         raise Unauthorized("Send an API key as 'Authorization: Bearer bf_test_…' (or Basic "
                            "with the base64 of the key)")
-    # The lookup opens the transaction the route goes on to use (and commits), so a
-    # request costs one transaction, and on SQLite one turn at the writer's lock.
-    scope = api_keys.authenticate(db, secret)
-    return Caller(scope, actor=f"api_key:{api_keys.hint_of(secret)}")
+    return Caller(db, secret)
+
+
+async def get_caller(request: Request, db: DbSession) -> Caller:
+    """The caller, its key not yet looked up (see Caller). A request with no key at all is
+    refused here, before anything else is checked."""
+    caller = _caller(request, db)
+    request.state.unverified_caller = caller
+    return caller
+
+
+def caller_of(request: Request, db: Session) -> Caller:
+    """The caller of a route that reads its key itself, checked at once."""
+    caller = _caller(request, db)
+    caller.verify()
+    return caller
 
 
 ApiCaller = Annotated[Caller, Depends(get_caller)]

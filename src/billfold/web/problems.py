@@ -6,13 +6,14 @@ import json
 import logging
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from billfold.core.errors import BillfoldError, FieldError
+from billfold.core.errors import BillfoldError, FieldError, Unauthorized
 
 log = logging.getLogger("billfold.web")
 PROBLEM = "application/problem+json"
@@ -49,7 +50,28 @@ def _line_col(body: bytes, position: int) -> tuple[int, int]:
     return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
 
 
+async def _key_refused(request: Request) -> JSONResponse | None:
+    """The 401 of a request refused before its route ran, whose API key was therefore not
+    looked up yet (web.deps.Caller): a bad key is a 401 whatever else is wrong."""
+    caller = getattr(request.state, "unverified_caller", None)
+    if caller is None or caller.verified:
+        return None
+
+    def check() -> None:
+        with request.app.state.sessions() as session:
+            caller.verify(session)
+
+    try:
+        await to_thread.run_sync(check)
+    except Unauthorized as exc:
+        return problem(exc.status, exc.code, exc.title, exc.detail)
+    return None
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    refused = await _key_refused(request)
+    if refused is not None:
+        return refused
     errors = list(exc.errors())
     for error in errors:
         if error.get("type") == "json_invalid":
@@ -79,6 +101,9 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _billfold_error(request: Request, exc: BillfoldError) -> JSONResponse:
+    refused = None if isinstance(exc, Unauthorized) else await _key_refused(request)
+    if refused is not None:
+        return refused
     return problem(exc.status, exc.code, exc.title, exc.detail, exc.errors)
 
 

@@ -21,7 +21,7 @@ from billfold.payments import after, cloud, cloudpayments, entries, notify, reco
 from billfold.payments.models import Payment, PaySession, Refund
 from billfold.tenants import service as tenants
 from billfold.web.api.schemas import Id, Input, page_of
-from billfold.web.deps import ApiCaller, Caller, DbSession, Pagination, get_caller, paged
+from billfold.web.deps import ApiCaller, Caller, DbSession, Pagination, caller_of, paged
 from billfold.web.routing import Router
 
 router = Router(prefix="/v1")
@@ -475,7 +475,7 @@ async def cloud_payments_v2(request: Request) -> dict[str, Any]:
 
 def _authenticate(request: Request) -> Caller:
     with request.app.state.sessions() as db:
-        caller = get_caller(request, db)
+        caller = caller_of(request, db)
         db.commit()
         return caller
 
