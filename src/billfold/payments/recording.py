@@ -36,7 +36,8 @@ def record(factory: Callable[[], Session], gateway_for: Any, scope: Scope, *,
     ``factory`` gives a session for each transaction, one after another."""
     with factory() as session, transaction(session):
         key = submission_key or ids.new_id("payment")
-        earlier = session.scalars(_BY_SUBMISSION_KEY, {
+        # Only a submission key given by the caller can have been used before.
+        earlier = None if submission_key is None else session.scalars(_BY_SUBMISSION_KEY, {
             "tenant": scope.tenant_id, "mode": scope.mode, "key": key}).one_or_none()
         if earlier is not None:
             session.expunge(earlier)
