@@ -369,10 +369,17 @@ class TestAuthentication:
                 refused.append(f"{method} {path} -> {response.status_code}")
         assert not refused, "\n".join(refused)
 
+    def test_an_unknown_key_is_refused_before_a_dependency_refuses_the_request(self, anonymous):
+        # Not a validation error FastAPI collects but one a dependency raises (the page).
+        response = anonymous.get("/v1/customers?starting_after=%24",
+                                 headers={"Authorization": "Bearer bf_test_" + "x" * 43})
+        assert_problem(response, 401, "unauthorized")
+
     def test_a_known_key_with_a_wrong_body_is_told_what_is_wrong(self, client):
         assert_problem(client.post("/v1/customers", json={"no_such_field": 1}), 422,
                        "validation_failed")
         assert_problem(client.get("/v1/customers?limit=0"), 422, "validation_failed")
+        assert_problem(client.get("/v1/customers?starting_after=%24"), 422)
 
     def test_a_garbage_key_with_an_idempotency_key_is_a_401_and_writes_nothing(
             self, client, anonymous):

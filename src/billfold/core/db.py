@@ -260,6 +260,15 @@ def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement
     return cast(ColumnElement[bool], column.in_(list(values)))
 
 
+def among_parameter(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """``among`` for a statement built once per dialect, the values given at each run as
+    the parameter ``name``."""
+    if dialect == "postgresql":
+        return cast(ColumnElement[bool],
+                    column == any_(bindparam(name, type_=ARRAY(column.type))))
+    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+
+
 def refresh_statistics(session: Session, tables: Sequence[str]) -> list[str]:
     """On PostgreSQL, ANALYZE those of ``tables`` that grew by half since their last
     statistics (or have none), and return their names; elsewhere do nothing.

@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, any_, bindparam, func, insert, select, update
+from sqlalchemy import Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billfold.core import bulk, clock, ids
-from billfold.core.db import get_scoped, is_postgres
+from billfold.core.db import among_parameter, get_scoped, is_postgres
 from billfold.core.errors import BillfoldError, Conflict
 from billfold.core.scope import Scope
 from billfold.ledger.models import (
@@ -238,17 +237,12 @@ def _find_ledger_accounts(session: Session, scope: Scope, keys: list[tuple[str, 
 
 def _accounts_statement(dialect: str) -> Select[str, str, str]:
     """Built once per dialect: every posting runs it. A bill-run batch asks for hundreds of
-    keys, so on PostgreSQL the lists are array parameters (``= ANY``), as ``among`` makes
-    them: the statement's text stays the same whatever their length."""
-    def among(column: Any, name: str) -> ColumnElement[bool]:
-        if dialect == "postgresql":
-            return cast(ColumnElement[bool],
-                        column == any_(bindparam(name, type_=ARRAY(column.type))))
-        return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
-
+    keys, so on PostgreSQL the lists are array parameters: the statement's text stays the
+    same whatever their length."""
     return select(LedgerAccount.key, LedgerAccount.currency, LedgerAccount.id).where(
         LedgerAccount.tenant_id == bindparam("tenant"), LedgerAccount.mode == bindparam("mode"),
-        among(LedgerAccount.currency, "currencies"), among(LedgerAccount.key, "keys"))
+        among_parameter(dialect, LedgerAccount.currency, "currencies"),
+        among_parameter(dialect, LedgerAccount.key, "keys"))
 
 
 _LEDGER_ACCOUNTS = {dialect: _accounts_statement(dialect) for dialect in ("postgresql", "sqlite")}
