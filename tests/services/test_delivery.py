@@ -536,3 +536,69 @@ class TestRenderThreads:
             assert invoice.number in clerk.pdf_text(invoice.pdf_key)
             assert len(clerk.messages(invoice)) == 1
         assert len(mailbox.envelopes) == 6
+
+
+class TestRenderBatches:
+    def test_one_batch_emails_each_invoice_to_its_own_accounts_recipients(self, clerk,
+                                                                         mailbox):
+        alpha, beta, gamma, delta = (clerk.account(f"{name} Co") for name in
+                                     ("Alpha", "Beta", "Gamma", "Delta"))
+        clerk.rule(alpha)
+        clerk.contact(beta, "payables@beta.example", "billing")
+        clerk.rule(beta, contact_category="billing")
+        clerk.contact(delta, "it@delta.example", "technical")
+        clerk.rule(delta, contact_category="billing")
+        made = {name: clerk.one_off(account) for name, account in
+                (("alpha", alpha), ("beta", beta), ("gamma", gamma), ("delta", delta))}
+
+        assert clerk.work([delivery.RENDER]) == 4  # one batch
+        clerk.work()
+        sent = {str(email["Subject"]).split()[1]: recipients_of(email)
+                for email in mailbox.emails()}
+        assert sent == {made["alpha"].number: ["billing@acme.example"],  # the customer's
+                        made["beta"].number: ["payables@beta.example"]}
+        gamma_invoice, delta_invoice = clerk.reload(made["gamma"]), clerk.reload(made["delta"])
+        assert (gamma_invoice.delivery_status, delta_invoice.delivery_status) == ("failed",
+                                                                                  "failed")
+        assert "Distribute Invoice is not enabled" in gamma_invoice.delivery_error
+        assert "no such contact with an email" in delta_invoice.delivery_error
+        for invoice in made.values():
+            assert invoice.number in clerk.pdf_text(clerk.reload(invoice).pdf_key)
+
+    def test_a_batch_costs_as_many_statements_for_sixteen_invoices_as_for_two(self, clerk,
+                                                                             mailbox):
+        from sqlalchemy import event
+
+        clerk.rule()
+        engine = clerk.sessions.kw["bind"]
+        counts = []
+        for size in (2, 16):
+            for i in range(size):
+                clerk.one_off(clerk.account(f"Batch {size} {i} Co"))
+            statements: list[str] = []
+
+            def count(*args: Any, _seen: list[str] = statements) -> None:
+                _seen.append(args[2])
+
+            event.listen(engine, "before_cursor_execute", count)
+            try:
+                assert clerk.work([delivery.RENDER]) == size
+            finally:
+                event.remove(engine, "before_cursor_execute", count)
+            counts.append(len(statements))
+        assert counts[0] == counts[1], counts
+
+    def test_an_invoice_that_fails_in_a_batch_fails_alone(self, clerk, mailbox):
+        clerk.rule()
+        made = [clerk.one_off(clerk.account(f"Fine {i} Co")) for i in range(3)]
+        with transaction(clerk.session):
+            missing = jobs.enqueue(clerk.session, kind=delivery.RENDER, key="inv_gone",
+                                   scope=clerk.scope, payload={"invoice_id": "inv_gone"})
+
+        assert clerk.work([delivery.RENDER]) == 4
+
+        for invoice in made:
+            assert clerk.reload(invoice).pdf_key is not None
+        failed = clerk.session.get(jobs.Job, missing.id)
+        assert (failed.status, failed.attempts) == ("queued", 1)
+        assert "inv_gone" in failed.last_error

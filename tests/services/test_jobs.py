@@ -422,3 +422,81 @@ class TestRetries:
         assert calls == []
         assert stored.status == "dead"
         assert "stopped before finishing" in (stored.last_error or "")
+
+
+class Batch:
+    """A batched handler that records each call's jobs and fails any batch (or job) that
+    holds a job whose payload says so."""
+
+    def __init__(self, size: int) -> None:
+        self.batch_size = size
+        self.calls: list[list[int]] = []
+
+    def __call__(self, session: Session, job: Job) -> None:
+        self.run_batch(session, [job])
+
+    def run_batch(self, session: Session, batch: list[Job]) -> None:
+        self.calls.append([job.payload["n"] for job in batch])
+        for job in batch:
+            jobs.enqueue(session, kind=f"{job.kind}.child", key=job.id, payload={})
+        if any(job.payload.get("bad") for job in batch):
+            raise RuntimeError("bad job in the batch")
+
+
+class TestBatches:
+    def test_a_batched_handler_gets_its_jobs_together_and_all_are_done(self, sessions, kind,
+                                                                       frozen):
+        made = [enqueue(sessions, kind, payload={"n": n}) for n in range(7)]
+        handler = Batch(3)
+
+        assert run(sessions, kind, handler) == 7
+
+        assert sorted(len(call) for call in handler.calls) == [1, 3, 3]
+        assert sorted(n for call in handler.calls for n in call) == list(range(7))
+        assert {fetch(sessions, job.id).status for job in made} == {"done"}
+        assert count_jobs(sessions, f"{kind}.child") == 7
+
+    def test_a_batch_never_takes_more_than_the_limit(self, sessions, kind):
+        for n in range(5):
+            enqueue(sessions, kind, payload={"n": n})
+        handler = Batch(16)
+
+        assert run(sessions, kind, handler, limit=2) == 2
+        assert [len(call) for call in handler.calls] == [2]
+
+    def test_a_failing_batch_runs_each_job_alone_and_fails_only_the_bad_one(self, sessions,
+                                                                           kind, frozen):
+        good = [enqueue(sessions, kind, payload={"n": n}) for n in range(3)]
+        bad = enqueue(sessions, kind, payload={"n": 9, "bad": True})
+        handler = Batch(8)
+
+        assert run(sessions, kind, handler) == 4
+
+        assert sorted(handler.calls[0]) == [0, 1, 2, 9]  # the batch, then each alone
+        assert sorted(handler.calls[1:]) == [[0], [1], [2], [9]]
+        assert {fetch(sessions, job.id).status for job in good} == {"done"}
+        stored = fetch(sessions, bad.id)
+        assert (stored.status, stored.attempts) == ("queued", 1)
+        assert stored.last_error == "RuntimeError: bad job in the batch"
+        # The failed batch's writes were rolled back; each good job's own run kept its.
+        assert count_jobs(sessions, f"{kind}.child") == 3
+
+    def test_a_batch_skips_a_job_whose_lease_was_taken_over(self, sessions, kind, frozen):
+        for n in range(3):
+            enqueue(sessions, kind, payload={"n": n})
+        handler = Batch(3)
+
+        with sessions() as session:
+            with transaction(session):
+                claimed = jobs.claim(session, worker_id="w1", kinds=[kind], limit=3)
+            leases = [jobs._Lease(j.id, j.kind, "w1", j.attempts) for j in claimed]
+            taken = min(j.id for j in claimed)
+            with transaction(session):  # another worker took this one over meanwhile
+                session.execute(text("UPDATE job SET locked_by = 'w2' WHERE id = :id"),
+                                {"id": taken})
+            jobs._run_batch(session, {kind: handler}, handler, leases)
+
+        assert [len(call) for call in handler.calls] == [2]
+        assert (fetch(sessions, taken).status, fetch(sessions, taken).locked_by) == (
+            "running", "w2")
+        assert count_jobs(sessions, f"{kind}.child") == 2

@@ -26,6 +26,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     inspect,
+    select,
     text,
 )
 from sqlalchemy import event as sa_event
@@ -258,6 +259,24 @@ def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement
         return cast(ColumnElement[bool], column == any_(bindparam(
             None, list(values), type_=ARRAY(column.type))))
     return cast(ColumnElement[bool], column.in_(list(values)))
+
+
+CHUNK = 500  # values one statement asks ``among`` at most (SQLite bounds its parameters)
+
+
+def chunks(values: Iterable[str]) -> Iterator[list[str]]:
+    """``values`` sorted, without repeats, in lists of at most ``CHUNK``."""
+    ordered = sorted(set(values))
+    for start in range(0, len(ordered), CHUNK):
+        yield ordered[start:start + CHUNK]
+
+
+def by_ids(session: Session, model: Any, ids: Iterable[str]) -> list[Any]:
+    """The rows of ``model`` with these ids (those that exist), a statement per CHUNK."""
+    found: list[Any] = []
+    for chunk in chunks(ids):
+        found += session.scalars(select(model).where(among(session, model.id, chunk)))
+    return found
 
 
 def among_parameter(dialect: str, column: Any, name: str) -> ColumnElement[bool]:

@@ -87,6 +87,17 @@ class RecordsFailures(Protocol):
     def on_failure(self, session: Session, job: Job, error: str) -> None: ...
 
 
+@runtime_checkable
+class Batched(Protocol):
+    """A handler that does several jobs of its kind in one transaction. ``run_batch`` gets
+    the jobs leased and locked; a handler does one job as a batch of one, so both ways
+    share one implementation."""
+
+    batch_size: int
+
+    def run_batch(self, session: Session, jobs: list[Job]) -> None: ...
+
+
 def enqueue(session: Session, *, kind: str, payload: dict[str, Any], key: str | None = None,
             scope: Scope | None = None, run_after: datetime | None = None,
             max_attempts: int = 8) -> Job:
@@ -212,21 +223,55 @@ class _Lease:
 def run_pending(sessions: sessionmaker[Session], handlers: Mapping[str, Handler], *,
                 worker_id: str, limit: int = 100, kinds: Collection[str] | None = None,
                 lease_seconds: int = 300) -> int:
-    """Run due jobs one at a time until none is due or ``limit`` have run; return how many
-    ran, failed ones included. A job of a kind ``handlers`` lacks fails like any other;
-    ``kinds`` restricts which kinds are claimed at all."""
+    """Run due jobs one at a time (a batch at a time for a ``Batched`` handler) until none
+    is due or ``limit`` have run; return how many ran, failed ones included. A job of a
+    kind ``handlers`` lacks fails like any other; ``kinds`` restricts which kinds are
+    claimed at all."""
     ran = 0
     while ran < limit:
         with sessions() as session:
             with transaction(session):
                 claimed = claim(session, worker_id=worker_id, kinds=kinds,
                                 lease_seconds=lease_seconds)
+                handler = handlers.get(claimed[0].kind) if claimed else None
+                more = min(handler.batch_size, limit - ran) - 1 \
+                    if isinstance(handler, Batched) else 0
+                if more > 0:
+                    claimed += claim(session, worker_id=worker_id, kinds=[claimed[0].kind],
+                                     lease_seconds=lease_seconds, limit=more)
             if not claimed:
                 break
-            job = claimed[0]
-            _run(session, handlers, _Lease(job.id, job.kind, worker_id, job.attempts))
-        ran += 1
+            leases = [_Lease(job.id, job.kind, worker_id, job.attempts) for job in claimed]
+            if len(leases) == 1:
+                _run(session, handlers, leases[0])
+            else:
+                _run_batch(session, handlers, cast(Batched, handler), leases)
+        ran += len(leases)
     return ran
+
+
+def _run_batch(session: Session, handlers: Mapping[str, Handler], handler: Batched,
+               leases: list[_Lease]) -> None:
+    """Run the leased jobs as one batch; if that fails, each on its own (``_run``), so
+    the failure is recorded against the job at fault alone."""
+    alone = []
+    try:
+        with transaction(session):
+            held = _held_all(session, leases)
+            # Only a lease that ran out on the last attempt gets here; _run says so.
+            alone = [job.id for job in held if job.attempts > job.max_attempts]
+            batch = [job for job in held if job.id not in alone]
+            if batch:
+                handler.run_batch(session, batch)
+                for job in batch:
+                    complete(session, job)
+    except Exception as exc:
+        log.info("batch of %d %s jobs failed (%s: %s); running each on its own",
+                 len(leases), leases[0].kind, type(exc).__name__, exc)
+        alone = [lease.job_id for lease in leases]
+    for lease in leases:
+        if lease.job_id in alone:
+            _run(session, handlers, lease)
 
 
 def _run(session: Session, handlers: Mapping[str, Handler], lease: _Lease) -> None:
@@ -276,6 +321,24 @@ def _held(session: Session, lease: _Lease) -> Job | None:
                     lease.worker_id)
         return None
     return job
+
+
+def _held_all(session: Session, leases: Sequence[_Lease]) -> list[Job]:
+    """The jobs, locked in id order (so two batches cannot deadlock), whose leases by this
+    worker still hold."""
+    wanted = {lease.job_id: lease for lease in leases}
+    held = []
+    for job in session.scalars(select(Job).where(Job.id.in_(sorted(wanted)))
+                               .order_by(Job.id).with_for_update()
+                               .execution_options(populate_existing=True)):
+        lease = wanted[job.id]
+        if job.status == "running" and job.locked_by == lease.worker_id \
+                and job.attempts == lease.attempt:
+            held.append(job)
+        else:
+            log.warning("job %s: lease of %s was taken over; not finishing it", job.id,
+                        lease.worker_id)
+    return held
 
 
 class UnknownJobKind(BillfoldError):

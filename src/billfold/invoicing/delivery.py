@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from billfold.core import bulk, clock, jobs
 from billfold.core.config import Settings
+from billfold.core.db import among, by_ids, chunks
 from billfold.core.errors import NotFound
 from billfold.core.filestore import FileStore
 from billfold.core.ids import new_id
@@ -52,6 +53,7 @@ EMAIL_TYPES = frozenset({"email", "paper_and_email"})
 PAPER_TYPES = frozenset({"paper", "paper_and_email"})
 NOT_DELIVERED = ("draft", "void", "suppressed")
 EMAIL_OFF = "not emailed: the account's email notifications (email_notify) are off"
+RENDER_BATCH = 16  # invoices a render job's batch takes at most (jobs.Batched)
 
 
 def pdf_key(scope: Scope, invoice_id: str) -> str:
@@ -129,29 +131,38 @@ def renderer() -> InvoiceRenderer:
 class RenderInvoice:
     """``invoicing.render``: the invoice's PDF, then its email if its type asks for one.
 
-    Typst takes a while, and on SQLite nobody else may write while a transaction is open,
-    so the job commits what it read before rendering and locks the invoice again after.
-    Running twice is harmless: the PDF is replaced by the same bytes, and an email that
-    exists is not queued again."""
+    Jobs come in batches (``jobs.Batched``) of up to ``batch_size``: the invoices and what
+    their documents need are read with a few statements for the batch, and their emails
+    and statuses written likewise, so a worker spends its time typesetting rather than
+    waiting on the database. Typst takes a while, and on SQLite nobody else may write
+    while a transaction is open, so the job commits what it read before rendering and locks
+    the invoices again after. Running twice is harmless: the PDF is replaced by the same
+    bytes, and an email that exists is not queued again."""
+
+    batch_size = RENDER_BATCH
 
     def __init__(self, settings: Settings) -> None:
         self.files = FileStore(settings.data_dir)
 
     def __call__(self, session: Session, job: jobs.Job) -> None:
-        scope, invoice_id = _scope(job), str(job.payload["invoice_id"])
-        doc = documents.document_for(session, scope, _invoice(session, scope, invoice_id))
+        self.run_batch(session, [job])
+
+    def run_batch(self, session: Session, batch: list[jobs.Job]) -> None:
+        wanted: dict[Scope, list[str]] = {}
+        for job in batch:
+            wanted.setdefault(_scope(job), []).append(str(job.payload["invoice_id"]))
+        docs = {scope: documents.documents_for(session, scope, _invoices(session, scope, ids))
+                for scope, ids in wanted.items()}
         session.commit()
-        key = pdf_key(scope, invoice_id)
-        self.files.put(key, renderer().render(doc))
-        invoice = _invoice(session, scope, invoice_id, for_update=True)
-        invoice.pdf_key = key
-        account = _account(session, invoice)
-        if account.invoice_type in EMAIL_TYPES and account.email_notify \
-                and invoice.status not in NOT_DELIVERED and email_of(session, scope, invoice) is None:
-            to = distribution.recipients(session, scope, account)
-            if to.emails:
-                _queue_email(session, scope, invoice, account, to.emails, doc.biller.name)
-        settle(session, scope, invoice)
+        for scope, group in docs.items():
+            for doc in group:
+                self.files.put(pdf_key(scope, doc.invoice_id), renderer().render(doc))
+        for scope, ids in wanted.items():
+            invoices = _invoices(session, scope, ids, for_update=True)
+            for invoice in invoices:
+                invoice.pdf_key = pdf_key(scope, invoice.id)
+            _queue_emails(session, scope, invoices, biller=docs[scope][0].biller.name)
+            settle_many(session, scope, invoices)
 
     def on_failure(self, session: Session, job: jobs.Job, error: str) -> None:
         if job.status == "dead":
@@ -180,15 +191,13 @@ class PrintBatch:
         batch_id = _batch_id(job.payload)
         self.files.put(print_batch_key(scope, batch_id, "csv"), batch.manifest_csv.encode())
         self.files.put(print_batch_key(scope, batch_id, "pdf"), batch.pdf)
-        for invoice in invoices:
-            settle(session, scope, _invoice(session, scope, invoice.id, for_update=True),
-                   printed=True)
+        settle_many(session, scope, _invoices(session, scope, [i.id for i in invoices],
+                                              for_update=True), printed=True)
 
     def on_failure(self, session: Session, job: jobs.Job, error: str) -> None:
         if job.status == "dead":
             scope = _scope(job)
-            for invoice in _batch_invoices(session, scope, job.payload):
-                settle(session, scope, invoice)
+            settle_many(session, scope, _batch_invoices(session, scope, job.payload))
 
 
 def _batch_id(payload: dict[str, Any]) -> str:
@@ -228,8 +237,27 @@ def outbox_listeners() -> dict[str, outbox.OutcomeListener]:
 # -- email -------------------------------------------------------------------------------
 
 
-def _queue_email(session: Session, scope: Scope, invoice: Invoice, account: BillingAccount,
-                 to: tuple[str, ...], biller: str) -> None:
+def _queue_emails(session: Session, scope: Scope, invoices: list[Invoice], *, biller: str
+                  ) -> None:
+    """Queue the email of each invoice just rendered whose account takes invoices by email,
+    to its Distribute Invoice recipients, unless it has one already (a second run) or
+    there is nobody to send it to (``settle`` then says why)."""
+    accounts = _accounts(session, invoices)
+    emailing = [i for i in invoices if i.status not in NOT_DELIVERED
+                and accounts[i.billing_account_id].invoice_type in EMAIL_TYPES
+                and accounts[i.billing_account_id].email_notify]
+    sent = emails_of(session, scope, [i.id for i in emailing])
+    unsent = [i for i in emailing if i.id not in sent]
+    to = distribution.recipients_for(session, scope,
+                                     [accounts[i.billing_account_id] for i in unsent])
+    outbox.enqueue_messages(session, scope, [
+        _email(scope, invoice, accounts[invoice.billing_account_id],
+               to[invoice.billing_account_id].emails, biller)
+        for invoice in unsent if to[invoice.billing_account_id].emails])
+
+
+def _email(scope: Scope, invoice: Invoice, account: BillingAccount, to: tuple[str, ...],
+           biller: str) -> dict[str, Any]:
     fmt = labels.formatter(account.preferred_language or labels.FALLBACK_LANGUAGE)
     words, number = fmt.labels, invoice.number or invoice.id
     due = invoice.amount_due_minor
@@ -243,8 +271,8 @@ def _queue_email(session: Session, scope: Scope, invoice: Invoice, account: Bill
         text += ["", words.pay_by.format(amount=fmt.money(due, invoice.currency),
                                          date=fmt.date(invoice.due_date))]
     text += ["", biller]
-    outbox.enqueue_email(
-        session, scope, to=list(to), subject=f"{words.invoice} {number} · {biller}",
+    return outbox.email_values(
+        scope, to=list(to), subject=f"{words.invoice} {number} · {biller}",
         text="\n".join(text) + "\n", about=("invoice", invoice.id),
         attachments=[outbox.Attachment(f"{number}.pdf", "application/pdf",
                                        pdf_key(scope, invoice.id))])
@@ -253,11 +281,21 @@ def _queue_email(session: Session, scope: Scope, invoice: Invoice, account: Bill
 def email_of(session: Session, scope: Scope, invoice: Invoice) -> OutboxMessage | None:
     """The email that delivered the invoice: the first message about it carrying its PDF
     (later ones, such as reminders, do not count)."""
-    key = pdf_key(scope, invoice.id)
-    for message in outbox.deliveries_for(session, scope, "invoice", invoice.id):
-        if any(a.get("file_key") == key for a in message.attachments):
-            return message
-    return None
+    return emails_of(session, scope, [invoice.id]).get(invoice.id)
+
+
+def emails_of(session: Session, scope: Scope, invoice_ids: list[str]
+              ) -> dict[str, OutboxMessage]:
+    """``email_of`` of many invoices, by invoice id (those with none left out)."""
+    found = {}
+    for invoice_id, messages in outbox.deliveries_about(session, scope, "invoice",
+                                                        invoice_ids).items():
+        key = pdf_key(scope, invoice_id)
+        first = next((m for m in messages
+                      if any(a.get("file_key") == key for a in m.attachments)), None)
+        if first is not None:
+            found[invoice_id] = first
+    return found
 
 
 # -- status --------------------------------------------------------------------------------
@@ -267,14 +305,41 @@ def settle(session: Session, scope: Scope, invoice: Invoice, *, printed: bool | 
            ) -> None:
     """Set ``delivery_status`` and ``delivery_error`` from what each channel the account's
     invoice type asks for has done. ``printed`` says the caller has just printed it."""
-    account = _account(session, invoice)
-    invoice_type = account.invoice_type
-    email = _email_state(session, scope, invoice, account) if invoice_type in EMAIL_TYPES \
-        else None
-    paper = None
-    if invoice_type in PAPER_TYPES:
-        paper = ("done", None) if printed else _paper_state(session, invoice)
-    states = [s for s in (email, paper) if s is not None]
+    settle_many(session, scope, [invoice], printed=printed)
+
+
+def settle_many(session: Session, scope: Scope, invoices: list[Invoice], *,
+                printed: bool | None = None) -> None:
+    """``settle`` of many invoices, what it needs read with a few statements for all."""
+    accounts = _accounts(session, invoices)
+    emailed = [i for i in invoices if accounts[i.billing_account_id].invoice_type in EMAIL_TYPES]
+    messages = emails_of(session, scope, [i.id for i in emailed]) if emailed else {}
+    # What explains an email that never went, read only for the invoices it may explain.
+    unsent = [i for i in emailed
+              if i.id not in messages and accounts[i.billing_account_id].email_notify]
+    render_jobs = _jobs_by_key(session, RENDER, [i.id for i in unsent if i.pdf_key is None])
+    nobody = distribution.recipients_for(session, scope, [
+        accounts[i.billing_account_id] for i in unsent
+        if i.pdf_key is not None and i.status not in NOT_DELIVERED])
+    papered = [] if printed else [
+        i for i in invoices if accounts[i.billing_account_id].invoice_type in PAPER_TYPES]
+    batches = _jobs_by_key(session, PRINT_BATCH, [i.bill_run_id or i.id for i in papered])
+    for invoice in invoices:
+        account = accounts[invoice.billing_account_id]
+        email = None
+        if account.invoice_type in EMAIL_TYPES:
+            recipients = nobody.get(account.id)
+            email = _email_state(invoice, account, messages.get(invoice.id),
+                                 render_jobs.get(invoice.id),
+                                 recipients.reason if recipients else None)
+        paper = None
+        if account.invoice_type in PAPER_TYPES:
+            paper = ("done", None) if printed \
+                else _paper_state(batches.get(invoice.bill_run_id or invoice.id))
+        _set_status(invoice, [s for s in (email, paper) if s is not None])
+
+
+def _set_status(invoice: Invoice, states: list[tuple[str, str | None]]) -> None:
     skipped = [reason for state, reason in states if state == "skipped" and reason]
     states = [s for s in states if s[0] != "skipped"]
     if invoice.status in NOT_DELIVERED:  # voided: what has not started never will
@@ -294,21 +359,20 @@ def settle(session: Session, scope: Scope, invoice: Invoice, *, printed: bool | 
     invoice.delivery_error = "; ".join(problems or notes)[:2000] or None
 
 
-def _email_state(session: Session, scope: Scope, invoice: Invoice, account: BillingAccount
+def _email_state(invoice: Invoice, account: BillingAccount, message: OutboxMessage | None,
+                 render_job: jobs.Job | None, nobody_because: str | None
                  ) -> tuple[str, str | None]:
-    message = email_of(session, scope, invoice)
     if message is None and not account.email_notify:
         return "skipped", EMAIL_OFF
     if message is None:
         if invoice.pdf_key is None:
-            failed = _dead_job(session, RENDER, invoice.id)
-            return ("failed", f"the PDF could not be rendered: {failed}") if failed \
-                else ("waiting", None)
+            if render_job is not None and render_job.status == "dead":
+                return "failed", f"the PDF could not be rendered: {render_job.last_error}"
+            return "waiting", None
         if invoice.status in NOT_DELIVERED:
             return "waiting", None
-        reason = distribution.recipients(session, scope, account).reason
         return "failed", "not emailed: " + (
-            reason or "no Distribute Invoice recipient when the invoice was rendered")
+            nobody_because or "no Distribute Invoice recipient when the invoice was rendered")
     if message.status == "queued":
         return "waiting", None
     if message.status == "failed":
@@ -316,10 +380,7 @@ def _email_state(session: Session, scope: Scope, invoice: Invoice, account: Bill
     return "done", message.last_error
 
 
-def _paper_state(session: Session, invoice: Invoice) -> tuple[str, str | None]:
-    batch_id = invoice.bill_run_id or invoice.id
-    job = session.scalars(select(jobs.Job).where(jobs.Job.kind == PRINT_BATCH,
-                                                 jobs.Job.key == batch_id)).one_or_none()
+def _paper_state(job: jobs.Job | None) -> tuple[str, str | None]:
     if job is not None and job.status == "done":
         return "done", None
     if job is not None and job.status == "dead":
@@ -327,10 +388,13 @@ def _paper_state(session: Session, invoice: Invoice) -> tuple[str, str | None]:
     return "waiting", None
 
 
-def _dead_job(session: Session, kind: str, key: str) -> str | None:
-    job = session.scalars(select(jobs.Job).where(jobs.Job.kind == kind, jobs.Job.key == key)
-                          ).one_or_none()
-    return job.last_error if job is not None and job.status == "dead" else None
+def _jobs_by_key(session: Session, kind: str, keys: list[str]) -> dict[str, jobs.Job]:
+    found = {}
+    for chunk in chunks(keys):
+        for job in session.scalars(select(jobs.Job).where(
+                jobs.Job.kind == kind, among(session, jobs.Job.key, chunk))):
+            found[str(job.key)] = job
+    return found
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -350,6 +414,33 @@ def _invoice(session: Session, scope: Scope, invoice_id: str, *, for_update: boo
     if invoice is None or invoice.tenant_id != scope.tenant_id or invoice.mode != scope.mode:
         raise NotFound("invoice", invoice_id)
     return invoice
+
+
+def _invoices(session: Session, scope: Scope, invoice_ids: list[str], *,
+              for_update: bool = False) -> list[Invoice]:
+    """The invoices of ``scope`` with these ids, in id order (locked in that order, so two
+    batches cannot deadlock); NotFound names the first that is missing."""
+    found: dict[str, Invoice] = {}
+    for chunk in chunks(invoice_ids):
+        stmt = select(Invoice).where(among(session, Invoice.id, chunk),
+                                     Invoice.tenant_id == scope.tenant_id,
+                                     Invoice.mode == scope.mode).order_by(Invoice.id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        found |= {i.id: i for i in session.scalars(
+            stmt.execution_options(populate_existing=True))}
+    if missing := sorted(set(invoice_ids) - set(found)):
+        raise NotFound("invoice", missing[0])
+    return [found[i] for i in sorted(found)]
+
+
+def _accounts(session: Session, invoices: list[Invoice]) -> dict[str, BillingAccount]:
+    """The owing accounts of the invoices, by id."""
+    accounts = {a.id: a for a in by_ids(session, BillingAccount,
+                                         {i.billing_account_id for i in invoices})}
+    if missing := {i.billing_account_id for i in invoices} - set(accounts):
+        raise NotFound("billing_account", sorted(missing)[0])
+    return accounts
 
 
 def _account(session: Session, invoice: Invoice) -> BillingAccount:

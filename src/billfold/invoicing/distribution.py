@@ -14,6 +14,7 @@ expects email. Deleting that rule narrows distribution to the rules that remain.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids
-from billfold.core.db import get_scoped
+from billfold.core.db import among, by_ids, chunks, get_scoped
 from billfold.core.errors import Conflict, FieldError, ValidationFailed
 from billfold.core.scope import MODES, Scope
 from billfold.customers.models import BillingAccount, Contact, Customer
@@ -128,31 +129,58 @@ def recipients(session: Session, scope: Scope, account: BillingAccount) -> Recip
     """Who receives the account's invoices by email: the customer's primary email when a
     rule covers all accounts or this one; the account's contacts with an email in every
     category a rule names (for all accounts or this one). Each address once."""
-    rules = list(session.scalars(select(InvoiceDistributionRule).where(
-        InvoiceDistributionRule.tenant_id == scope.tenant_id,
-        InvoiceDistributionRule.mode == scope.mode,
-        or_(InvoiceDistributionRule.billing_account_id.is_(None),
-            InvoiceDistributionRule.billing_account_id == account.id))))
-    if not rules:
-        return Recipients((), f"Distribute Invoice is not enabled for account {account.number}: "
-                              "enable it for all accounts, for this account or for a contact "
-                              "category (POST /v1/invoice_distribution_rules)")
-    emails: list[str] = []
-    if any(rule.contact_category is None for rule in rules):
-        customer = session.get(Customer, account.customer_id)
-        if customer is not None and customer.primary_email:
-            emails.append(customer.primary_email)
-    categories = sorted({r.contact_category for r in rules if r.contact_category is not None})
-    if categories:
-        emails += session.scalars(select(Contact.email).where(
-            Contact.billing_account_id == account.id, Contact.category.in_(categories),
-            Contact.email.is_not(None)).order_by(Contact.created_at, Contact.id))
-    unique: list[str] = []
-    for email in emails:
-        if email and email.lower() not in {u.lower() for u in unique}:
-            unique.append(email)
-    if unique:
-        return Recipients(tuple(unique), None)
-    return Recipients((), f"Distribute Invoice is enabled for account {account.number} only for "
-                          f"contacts in {', '.join(categories)}, and it has no such contact "
-                          "with an email")
+    return recipients_for(session, scope, [account])[account.id]
+
+
+def recipients_for(session: Session, scope: Scope, accounts: Sequence[BillingAccount]
+                   ) -> dict[str, Recipients]:
+    """``recipients`` of many accounts, by account id, read with a few statements
+    whatever their number (a batch of rendered invoices)."""
+    if not accounts:
+        return {}
+    rules: dict[str | None, list[InvoiceDistributionRule]] = {}
+    for chunk in chunks(a.id for a in accounts):
+        for rule in session.scalars(select(InvoiceDistributionRule).where(
+                InvoiceDistributionRule.tenant_id == scope.tenant_id,
+                InvoiceDistributionRule.mode == scope.mode,
+                or_(InvoiceDistributionRule.billing_account_id.is_(None),
+                    among(session, InvoiceDistributionRule.billing_account_id, chunk)))):
+            rules.setdefault(rule.billing_account_id, []).append(rule)
+    everyone = rules.get(None, [])
+    covering = {a.id: everyone + rules.get(a.id, []) for a in accounts}
+    # The customer's primary email for an account a rule without a category covers.
+    to_customer = {a.id for a in accounts
+                   if any(rule.contact_category is None for rule in covering[a.id])}
+    primary = {c.id: c.primary_email for c in by_ids(
+        session, Customer, {a.customer_id for a in accounts if a.id in to_customer})}
+    categories = {a.id: sorted({r.contact_category for r in covering[a.id]
+                                if r.contact_category is not None}) for a in accounts}
+    contacts: dict[str, list[tuple[str, str]]] = {}
+    for chunk in chunks(a for a, wanted in categories.items() if wanted):
+        for contact in session.execute(select(
+                Contact.billing_account_id, Contact.category, Contact.email).where(
+                among(session, Contact.billing_account_id, chunk),
+                Contact.email.is_not(None)).order_by(Contact.created_at, Contact.id)):
+            contacts.setdefault(contact.billing_account_id, []).append(
+                (contact.category, contact.email))
+    found = {}
+    for account in accounts:
+        if not covering[account.id]:
+            found[account.id] = Recipients((), (
+                f"Distribute Invoice is not enabled for account {account.number}: enable it "
+                "for all accounts, for this account or for a contact category "
+                "(POST /v1/invoice_distribution_rules)"))
+            continue
+        emails = [primary.get(account.customer_id)] if account.id in to_customer else []
+        wanted = categories[account.id]
+        emails += [email for category, email in contacts.get(account.id, [])
+                   if category in wanted]
+        unique: list[str] = []
+        for email in emails:
+            if email and email.lower() not in {u.lower() for u in unique}:
+                unique.append(email)
+        found[account.id] = Recipients(tuple(unique), None) if unique else Recipients((), (
+            f"Distribute Invoice is enabled for account {account.number} only for contacts "
+            f"in {', '.join(wanted)}, and it has no such contact with an email"))
+    return found
+

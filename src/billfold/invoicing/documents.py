@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billfold.core.db import among, by_ids, chunks
 from billfold.core.errors import NotFound
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount, Customer
@@ -53,29 +54,21 @@ def documents_for(session: Session, scope: Scope, invoices: Sequence[Invoice]
 
 
 def _load(session: Session, scope: Scope, invoices: Sequence[Invoice]) -> _Loaded:
-    invoice_ids = [i.id for i in invoices]
-    lines: dict[str, list[InvoiceLine]] = {i: [] for i in invoice_ids}
-    for start in range(0, len(invoice_ids), 500):  # bound the IN list
+    lines: dict[str, list[InvoiceLine]] = {i.id: [] for i in invoices}
+    for chunk in chunks(lines):
         for line in session.scalars(select(InvoiceLine).where(
-                InvoiceLine.invoice_id.in_(invoice_ids[start:start + 500]))
+                among(session, InvoiceLine.invoice_id, chunk))
                 .order_by(InvoiceLine.invoice_id, InvoiceLine.position)):
             lines[line.invoice_id].append(line)
     account_ids = {i.billing_account_id for i in invoices}
     account_ids |= {line.billing_account_id for group in lines.values() for line in group}
-    accounts = {a.id: a for a in _in_chunks(session, BillingAccount, account_ids)}
-    customers = {c.id: c for c in _in_chunks(
+    accounts = {a.id: a for a in by_ids(session, BillingAccount, account_ids)}
+    customers = {c.id: c for c in by_ids(
         session, Customer, {a.customer_id for a in accounts.values()})}
     tenant = session.get(Tenant, scope.tenant_id)
     if tenant is None:
         raise NotFound("tenant", scope.tenant_id)
     return _Loaded(Party(name=tenant.name), accounts, customers, lines)
-
-
-def _in_chunks(session: Session, model: Any, ids: set[str]) -> list[Any]:
-    ordered, found = sorted(ids), list[Any]()
-    for start in range(0, len(ordered), 500):
-        found += session.scalars(select(model).where(model.id.in_(ordered[start:start + 500])))
-    return found
 
 
 def _document(invoice: Invoice, loaded: _Loaded, today: Any) -> InvoiceDocument:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Table, select
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from billfold.core import clock, jobs
 from billfold.core.config import Settings
-from billfold.core.db import persisted
+from billfold.core.db import among, chunks, persisted
 from billfold.core.errors import FieldError, NotFound, ValidationFailed
 from billfold.core.filestore import FileStore, UnsafeFileKey, check_key
 from billfold.core.ids import new_id
@@ -47,6 +47,17 @@ def enqueue_email(session: Session, scope: Scope, *, to: Sequence[str], subject:
                   about: tuple[str, str] | None = None) -> OutboxMessage:
     """Queue an email for delivery after the caller's transaction commits. ``about`` is
     the (type, id) of the object it concerns, for ``deliveries_for``."""
+    values = email_values(scope, to=to, subject=subject, text=text, html=html, cc=cc,
+                          attachments=attachments, about=about)
+    return enqueue_messages(session, scope, [values])[0]
+
+
+def email_values(scope: Scope, *, to: Sequence[str], subject: str, text: str,
+                 html: str | None = None, cc: Sequence[str] = (),
+                 attachments: Sequence[Attachment] = (),
+                 about: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The row of an email to queue (``enqueue_messages``), checked: ValidationFailed names
+    each field that is wrong."""
     errors: list[FieldError] = []
     to_list = _addresses("to", to, errors)
     if not to_list and not any(e.field.startswith("to") for e in errors):
@@ -64,7 +75,7 @@ def enqueue_email(session: Session, scope: Scope, *, to: Sequence[str], subject:
         errors.append(FieldError("about", "needs a type and an id"))
     if errors:
         raise ValidationFailed(errors)
-    values = {
+    return {
         "id": new_id("outbox_message"), "tenant_id": scope.tenant_id, "mode": scope.mode,
         "channel": "email", "to": to_list, "cc": cc_list, "subject": subject, "text_body": text,
         "html_body": html or None,
@@ -74,13 +85,22 @@ def enqueue_email(session: Session, scope: Scope, *, to: Sequence[str], subject:
         "status": "queued", "attempts": 0, "last_error": None, "sent_at": None,
         "created_at": clock.utcnow(),
     }
-    # Written at once with a prebuilt INSERT (a flush of one new object costs more).
-    session.execute(_INSERT_MESSAGE, values)
-    message: OutboxMessage = persisted(session, OutboxMessage, values)
-    # The key is the id of a message made just now: no job can hold it yet.
+
+
+def enqueue_messages(session: Session, scope: Scope, rows: Sequence[dict[str, Any]]
+                     ) -> list[OutboxMessage]:
+    """Queue the messages ``email_values`` made, each with its delivery job: one INSERT of
+    the messages and one of the jobs, however many (a batch of rendered invoices queues
+    its emails together; a flush of new objects costs more)."""
+    if not rows:
+        return []
+    session.execute(_INSERT_MESSAGE, list(rows))
+    messages: list[OutboxMessage] = [persisted(session, OutboxMessage, dict(row))
+                                     for row in rows]
+    # The keys are the ids of messages made just now: no job can hold them yet.
     jobs.enqueue_many(session, kind=DELIVER, scope=scope,
-                      items=[(message.id, {"message_id": message.id})])
-    return message
+                      items=[(row["id"], {"message_id": row["id"]}) for row in rows])
+    return messages
 
 
 _INSERT_MESSAGE = cast(Table, OutboxMessage.__table__).insert()
@@ -113,12 +133,22 @@ def _check_attachment(name: str, attachment: Attachment, errors: list[FieldError
 def deliveries_for(session: Session, scope: Scope, about_type: str, about_id: str
                    ) -> list[OutboxMessage]:
     """Every message about one object, oldest first, with its delivery status."""
-    return list(session.scalars(
-        select(OutboxMessage).where(
-            OutboxMessage.tenant_id == scope.tenant_id, OutboxMessage.mode == scope.mode,
-            OutboxMessage.about_type == about_type, OutboxMessage.about_id == about_id,
-        ).order_by(OutboxMessage.created_at, OutboxMessage.id)
-    ))
+    return deliveries_about(session, scope, about_type, [about_id]).get(about_id, [])
+
+
+def deliveries_about(session: Session, scope: Scope, about_type: str,
+                     about_ids: Collection[str]) -> dict[str, list[OutboxMessage]]:
+    """``deliveries_for`` of many objects at once: their ids to their messages, oldest
+    first (an object with none is left out)."""
+    found: dict[str, list[OutboxMessage]] = {}
+    for chunk in chunks(about_ids):
+        for message in session.scalars(select(OutboxMessage).where(
+                OutboxMessage.tenant_id == scope.tenant_id, OutboxMessage.mode == scope.mode,
+                OutboxMessage.about_type == about_type,
+                among(session, OutboxMessage.about_id, chunk),
+        ).order_by(OutboxMessage.created_at, OutboxMessage.id)):
+            found.setdefault(str(message.about_id), []).append(message)
+    return found
 
 
 class DeliverMessage:
