@@ -87,6 +87,26 @@ class TestInsertRows:
                                                          Job.kind == kind)))
         assert keys == {"dup"}
 
+    @pytest.mark.parametrize("filler", [0, bulk.FEW_ROWS], ids=["few rows", "many rows"])
+    def test_rows_whose_key_is_taken_are_skipped_when_asked(self, session, scope, filler):
+        kind = f"test.bulk.skip.{filler}"
+        with transaction(session):
+            bulk.insert_rows(session, table(Job), [job_row(scope, "taken", {"n": 1}, kind)])
+
+        with transaction(session):
+            bulk.insert_rows(session, table(Job), [
+                job_row(scope, "taken", {"n": 2}, kind, last_error=None),
+                job_row(scope, "fresh", {"n": 3}, kind, last_error=None),
+                *(job_row(scope, f"f{n}", n, kind, last_error=None) for n in range(filler))],
+                skip_conflicts_on=("kind", "key"))
+
+        session.expire_all()
+        stored = {j.key: j.payload for j in session.scalars(select(Job).where(
+            Job.tenant_id == scope.tenant_id, Job.kind == kind))}
+        assert stored.pop("taken") == {"n": 1}  # the first row kept
+        assert stored.pop("fresh") == {"n": 3}
+        assert stored == {f"f{n}": n for n in range(filler)}
+
     def test_rows_with_different_keys_are_refused(self, session, scope):
         with pytest.raises(ValueError, match="same keys"):
             bulk.insert_rows(session, table(Job), [

@@ -102,8 +102,11 @@ def _constant_defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
 FEW_ROWS = 16
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` (dicts with the same keys) into ``table``."""
+def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]], *,
+                skip_conflicts_on: Sequence[str] = ()) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``table``. With
+    ``skip_conflicts_on`` (the columns of a unique key), a row whose key is taken already
+    (by a concurrent transaction too) is left out instead of failing the insert."""
     if not rows:
         return
     names = list(rows[0])
@@ -124,11 +127,24 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         values = [convert(given(row) + extra) for row in rows]
     column_list = ", ".join(_quoted(dialect, name) for name in names)
     dbapi = connection.connection
+    skip = (" ON CONFLICT (" + ", ".join(_quoted(dialect, n) for n in skip_conflicts_on)
+            + ") DO NOTHING") if skip_conflicts_on else ""
+    if dialect.name == "postgresql" and skip and len(values) > FEW_ROWS:
+        # COPY cannot skip a row: one INSERT of the columns as arrays, unnested.
+        arrays = ", ".join(f"%s::{column.type.compile(dialect=dialect)}[]" for column in columns)
+        statement = (f"INSERT INTO {_quoted(dialect, table.name)} ({column_list}) "
+                     f"SELECT * FROM unnest({arrays}){skip}")
+        driver = dbapi.driver_connection
+        assert driver is not None
+        with _as_sqlalchemy_errors(dialect, statement), driver.cursor() as cursor:
+            cursor.execute(statement, [list(column) for column in zip(*values, strict=True)])
+        return
     if dialect.name == "postgresql" and len(values) <= FEW_ROWS:
         # COPY costs PostgreSQL a quarter of a millisecond to set up: more than inserting
         # a payment's few postings, which psycopg sends in one round trip.
         marks = ", ".join("%s" for _ in names)
-        statement = f"INSERT INTO {_quoted(dialect, table.name)} ({column_list}) VALUES ({marks})"
+        statement = (f"INSERT INTO {_quoted(dialect, table.name)} ({column_list}) "
+                     f"VALUES ({marks}){skip}")
         driver = dbapi.driver_connection
         assert driver is not None
         with _as_sqlalchemy_errors(dialect, statement), driver.cursor() as cursor:
@@ -144,7 +160,8 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
                 copy.write_row(value)
         return
     marks = ", ".join("?" for _ in names)
-    statement = f"INSERT INTO {_quoted(dialect, table.name)} ({column_list}) VALUES ({marks})"
+    statement = (f"INSERT INTO {_quoted(dialect, table.name)} ({column_list}) "
+                 f"VALUES ({marks}){skip}")
     cursor = dbapi.cursor()
     try:
         with _as_sqlalchemy_errors(dialect, statement):
@@ -172,13 +189,19 @@ def update_rows(session: Session, table: Table, column: str, rows: Sequence[tupl
     if dialect.name == "postgresql":
         key_type = key_column.type.compile(dialect=dialect)
         value_type = value_column.type.compile(dialect=dialect)
+        # The keys are given twice: joined to the values alone, the planner may hash the
+        # whole table (a sequential scan per batch: a bill run's service updates grew
+        # with the table, 20 ms a batch over 60,000 services); "= ANY" finds just the
+        # rows in the key's index.
         statement = (f"UPDATE {name} SET {target} = {new_value} "
                      f"FROM unnest(%s::{key_type}[], %s::{value_type}[]) AS v(key, value) "
-                     f"WHERE {name}.{key_name} = v.key")
+                     f"WHERE {name}.{key_name} = v.key "
+                     f"AND {name}.{key_name} = ANY(%s::{key_type}[])")
         cursor = dbapi.cursor()
         try:
             with _as_sqlalchemy_errors(dialect, statement):
-                cursor.execute(statement, ([k for k, _ in values], [v for _, v in values]))
+                keys = [k for k, _ in values]
+                cursor.execute(statement, (keys, [v for _, v in values], keys))
         finally:
             cursor.close()
         return

@@ -492,8 +492,6 @@ def _store_many(session: Session, scope: Scope,
                 generated: list[tuple[Any, date, gen.Generated]],
                 managed_of: dict[str, list[Any]], bill_run_id: str) -> None:
     now = clock.utcnow()
-    issued_count = sum(not d.suppressed for _, _, g in generated for d in g.invoices)
-    numbers = iter(next_numbers(session, scope, issued_count) if issued_count else [])
     keys = assignment_keys(session, [line.pending_charge_id for _, _, g in generated
                                      for d in g.invoices if not d.suppressed
                                      for line in d.lines if line.pending_charge_id])
@@ -509,6 +507,7 @@ def _store_many(session: Session, scope: Scope,
     charged: list[tuple[str, str]] = []
     through: list[tuple[str, date]] = []
     moved: list[tuple[str, date]] = []
+    numbered: list[tuple[dict[str, Any], gen.InvoiceDraft]] = []
     for account, bill_date, result in generated:
         invoice_ids = []
         for draft in result.invoices:
@@ -520,7 +519,7 @@ def _store_many(session: Session, scope: Scope,
                 issued.append((invoice_id, account.invoice_type))
             invoices.append({
                 "id": invoice_id, "tenant_id": tenant, "mode": mode,
-                "number": None if draft.suppressed else next(numbers), "status": status,
+                "number": None, "status": status,
                 "billing_account_id": draft.billing_account_id,
                 "invoiced_account_id": draft.invoiced_account_id,
                 "customer_id": account.customer_id, "currency": draft.currency,
@@ -562,9 +561,7 @@ def _store_many(session: Session, scope: Scope,
             if invoices[-1]["assignment_key"]:
                 keyed.append((invoice_id, invoices[-1]["assignment_key"]))
             if not draft.suppressed:
-                entry = _invoice_entry(invoice_id, draft, invoices[-1]["number"])
-                if entry is not None:
-                    entries.append(entry)
+                numbered.append((invoices[-1], draft))
         through += list(result.billed_through.items())
         following = following_bill_date(_cycle(session, account.bill_cycle_id), bill_date)
         for billed in [account, *managed_of.get(account.id, [])]:
@@ -575,6 +572,13 @@ def _store_many(session: Session, scope: Scope,
                        "billing_account_id": account.id, "bill_date": bill_date,
                        "bill_run_id": bill_run_id, "outcome": outcome,
                        "invoice_ids": invoice_ids, "at": now})
+    # Numbers last: the series' counter stays locked until commit (numbers are gap-free),
+    # so a concurrent chunk waits only for this one's writes, not for its work above.
+    for (row, draft), number in zip(numbered, next_numbers(session, scope, len(numbered))
+                                    if numbered else [], strict=True):
+        row["number"] = number
+        if (entry := _invoice_entry(row["id"], draft, number)) is not None:
+            entries.append(entry)
     bulk.insert_rows(session, cast(Table, BilledPeriod.__table__), guards)
     bulk.insert_rows(session, cast(Table, Invoice.__table__), invoices)
     bulk.insert_rows(session, cast(Table, InvoiceLine.__table__), lines)

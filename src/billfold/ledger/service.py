@@ -9,12 +9,11 @@ from datetime import date
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billfold.core import bulk, clock, ids
-from billfold.core.db import among_parameter, get_scoped, is_postgres
+from billfold.core.db import among_parameter, get_scoped
 from billfold.core.errors import BillfoldError, Conflict
 from billfold.core.scope import Scope
 from billfold.ledger.models import (
@@ -211,10 +210,10 @@ def _ledger_account_ids(session: Session, scope: Scope,
                  "billing_account_id": wanted[k].billing_account_id, "key": k[0],
                  "balance_minor": 0, "created_at": now} for k in missing]
         # Concurrent transactions may create the same account (a tenant's first payments):
-        # whoever comes second keeps the first one's row.
-        dialect = postgresql if is_postgres(session) else sqlite
-        session.execute(dialect.insert(LedgerAccount).on_conflict_do_nothing(
-            index_elements=["tenant_id", "mode", "currency", "key"]), rows)
+        # whoever comes second keeps the first one's row. One statement for the lot: a
+        # tenant's first bill run creates a receivable account per billing account.
+        bulk.insert_rows(session, cast(Table, LedgerAccount.__table__), rows,
+                         skip_conflicts_on=("tenant_id", "mode", "currency", "key"))
         found.update(_find_ledger_accounts(session, scope, missing))
     return found
 
