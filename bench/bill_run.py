@@ -23,6 +23,7 @@ from bench import data
 from bench.stats import result
 from billfold.catalog import service as catalog
 from billfold.core import clock, ids
+from billfold.core.config import Settings
 from billfold.core.db import make_engine, make_sessionmaker, transaction
 from billfold.customers import bulk
 from billfold.invoicing import billrun
@@ -34,15 +35,22 @@ TARGET_INVOICES_PER_SECOND = 2_000
 AS_OF = date(2026, 3, 1)
 START = date(2026, 3, 1)  # services start on the bill date: one invoice per account
 BATCH = 1_000
+# A worker process as `billfold worker` and `billfold bill-run` run chunks: in
+# BILLFOLD_WORKER_THREADS threads (one per core unless set), until no chunk is left.
 WORKER = """
-import sys
+import sys, threading
+from billfold.cli import in_threads
 from billfold.core import jobs
+from billfold.core.config import get_settings
 from billfold.core.db import make_engine, make_sessionmaker
 from billfold.invoicing import billrun
 sessions = make_sessionmaker(make_engine(sys.argv[1]))
-while jobs.run_pending(sessions, {billrun.JOB_KIND: billrun.bill_chunk},
-                       worker_id=sys.argv[2], kinds=[billrun.JOB_KIND]):
-    pass
+def bill():
+    worker_id = f"{sys.argv[2]}-{threading.get_ident()}"
+    while jobs.run_pending(sessions, {billrun.JOB_KIND: billrun.bill_chunk},
+                           worker_id=worker_id, kinds=[billrun.JOB_KIND]):
+        pass
+in_threads(bill, get_settings().worker_threads)
 """
 
 
@@ -98,7 +106,9 @@ def _measure(url: str, backend: str, tenant: data.BenchTenant, count: int, worke
         metric="invoices per second", unit="invoices/s", target=TARGET_INVOICES_PER_SECOND,
         higher_is_better=True, measured=invoices / elapsed,
         details={"billing_accounts": count, "services_per_account": 3, "invoices": invoices,
-                 "failed": report.failed, "workers": workers, "seconds": round(elapsed, 3),
+                 "failed": report.failed, "workers": workers,
+                 "threads_per_worker": Settings().worker_threads,
+                 "seconds": round(elapsed, 3),
                  "peak_rss_mb_per_worker": peaks, "rerun_rows_written": rerun_writes})
     row["passed"] = row["passed"] and rerun_writes == 0 and report.failed == 0 \
         and invoices == count

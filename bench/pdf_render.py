@@ -112,7 +112,7 @@ def _worker_case(url: str, backend: str, count: int) -> dict[str, Any]:
         unit="invoices/s", target=TARGET_INVOICES_PER_SECOND, higher_is_better=True,
         measured=queued / elapsed,
         details={"invoices": queued, "seconds": round(elapsed, 3),
-                 "render_threads": os.environ.get("BILLFOLD_RENDER_THREADS",
+                 "worker_threads": os.environ.get("BILLFOLD_WORKER_THREADS",
                                                   str(os.cpu_count() or 1))})
 
 

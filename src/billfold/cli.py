@@ -286,7 +286,7 @@ def _worker_loop(once: bool = False, sessions: sessionmaker[Session] | None = No
     worker_id = jobs.default_worker_id()
     log = logging.getLogger("billfold.worker")
     if not once:
-        _start_render_threads(settings, sessions, worker_id, settings.render_threads - 1)
+        _start_job_threads(settings, sessions, worker_id, settings.worker_threads - 1)
     purged_at: float | None = None
     kept_at: float | None = None
     while True:
@@ -328,19 +328,20 @@ def _worker_loop(once: bool = False, sessions: sessionmaker[Session] | None = No
             time.sleep(_IDLE_POLL_SECONDS)
 
 
-def _start_render_threads(settings: Settings, sessions: sessionmaker[Session], worker_id: str,
-                          count: int, stop: threading.Event | None = None
-                          ) -> list[threading.Thread]:
-    """Threads beside the worker's own loop that run only invoice renders: Typst lets go
-    of the GIL while it typesets, so a process renders on as many cores as it has
-    threads (BILLFOLD_RENDER_THREADS in all, the loop included), and on PostgreSQL one
-    thread's round trips leave the core to another. ``--once`` runs none. They run until
-    the process ends, or until ``stop`` is set."""
-    from billfold.invoicing import delivery
+def _start_job_threads(settings: Settings, sessions: sessionmaker[Session], worker_id: str,
+                       count: int, stop: threading.Event | None = None
+                       ) -> list[threading.Thread]:
+    """Threads beside the worker's own loop that run only the heavy jobs, invoice renders
+    and bill-run chunks: Typst lets go of the GIL while it typesets and a chunk while the
+    database writes its rows, so a process keeps as many cores busy as it has threads
+    (BILLFOLD_WORKER_THREADS in all, the loop included). ``--once`` runs none. They run
+    until the process ends, or until ``stop`` is set."""
+    from billfold.invoicing import billrun, delivery
 
-    handlers = {delivery.RENDER: delivery.handlers(settings)[delivery.RENDER]}
-    threads = [threading.Thread(target=_render_loop, name=f"billfold-render-{number}",
-                                args=(sessions, handlers, f"{worker_id}-render-{number}",
+    handlers = {delivery.RENDER: delivery.handlers(settings)[delivery.RENDER],
+                billrun.JOB_KIND: _bill_chunk_handler()}
+    threads = [threading.Thread(target=_job_loop, name=f"billfold-jobs-{number}",
+                                args=(sessions, handlers, f"{worker_id}-jobs-{number}",
                                       stop or threading.Event()), daemon=True)
                for number in range(1, count + 1)]
     for thread in threads:
@@ -348,15 +349,15 @@ def _start_render_threads(settings: Settings, sessions: sessionmaker[Session], w
     return threads
 
 
-def _render_loop(sessions: sessionmaker[Session], handlers: dict[str, jobs.Handler],
-                 worker_id: str, stop: threading.Event) -> None:
+def _job_loop(sessions: sessionmaker[Session], handlers: dict[str, jobs.Handler],
+              worker_id: str, stop: threading.Event) -> None:
     log = logging.getLogger("billfold.worker")
     while not stop.is_set():
         ran = 0
         try:
             ran = jobs.run_pending(sessions, handlers, worker_id=worker_id, kinds=list(handlers))
         except Exception:
-            log.exception("render pass failed; retrying")
+            log.exception("job pass failed; retrying")
         if ran == 0:
             stop.wait(_IDLE_POLL_SECONDS)
 
@@ -594,23 +595,51 @@ def _bill_until_done(sessions: sessionmaker[Session], runs: dict[str, _Run],
             show(runs[run_id], runs[run_id].done + done)
 
         handlers = {billrun.JOB_KIND: _bill_chunk_handler(on_progress)}
-        worker_id = jobs.default_worker_id()
         ids = [run.id for run in waiting]
-        while True:
-            if jobs.run_pending(sessions, handlers, worker_id=worker_id,
-                                kinds=[billrun.JOB_KIND]):
-                continue
-            with sessions() as session:
-                open_chunks = _open_chunks(session, ids)
-                if not open_chunks.get("queued") and not open_chunks.get("running"):
-                    break
-                # Another worker holds a chunk (or one waits to be retried): show its
-                # progress, and take the chunk over if its lease runs out.
-                for run_id, done in _accounts_done(session, ids).items():
-                    show(runs[run_id], done)
-            time.sleep(_WAIT_POLL_SECONDS)
+
+        def bill() -> None:
+            worker_id = jobs.default_worker_id()
+            while True:
+                if jobs.run_pending(sessions, handlers, worker_id=worker_id,
+                                    kinds=[billrun.JOB_KIND]):
+                    continue
+                with sessions() as session:
+                    open_chunks = _open_chunks(session, ids)
+                    if not open_chunks.get("queued") and not open_chunks.get("running"):
+                        return
+                    # Another worker holds a chunk (or one waits to be retried): show its
+                    # progress, and take the chunk over if its lease runs out.
+                    for run_id, done in _accounts_done(session, ids).items():
+                        show(runs[run_id], done)
+                time.sleep(_WAIT_POLL_SECONDS)
+
+        in_threads(bill, get_settings().worker_threads)
         for run in waiting:
             show(run, run.accounts)
+
+
+def in_threads(work: Callable[[], None], count: int) -> None:
+    """Run ``work`` in ``count`` threads (this one among them) until each returns; the
+    first error raised in any of them is raised here. A bill-run chunk lets go of the GIL
+    while the database writes its rows, so chunks in threads side by side keep a second
+    core busy (on SQLite they take turns at writing, as separate processes would)."""
+    errors: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the calling thread
+            errors.append(exc)
+
+    others = [threading.Thread(target=guarded, name=f"billfold-bill-{n}", daemon=True)
+              for n in range(1, count)]
+    for thread in others:
+        thread.start()
+    guarded()
+    for thread in others:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def main() -> None:

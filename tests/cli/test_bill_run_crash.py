@@ -398,3 +398,64 @@ class TestTheCommand:
         with sessions() as s:
             assert s.scalar(select(func.count()).select_from(BilledPeriod).filter_by(
                 tenant_id=scope.tenant_id, bill_date=date(2026, 3, 1))) == 43  # all but one
+
+    def test_the_command_bills_chunks_in_threads_side_by_side(self, database, monkeypatch):
+        import threading
+
+        from billfold import cli
+        from billfold.core import jobs
+        from billfold.core.config import get_settings
+
+        sessions, _ = database
+        scope = new_biller(sessions, "Threaded Biller")
+        with sessions() as s, transaction(s):
+            run, _ = billrun.start_bill_run(s, scope, as_of_date=date(2026, 2, 1), actor=ACTOR,
+                                            chunk_size=10)
+        # On PostgreSQL each thread's first chunk waits until the other thread holds one
+        # too: the two are billed side by side, not one after the other. (On SQLite the
+        # threads take turns at writing, and the first to wait would hold the turn.)
+        both, first = threading.Barrier(2, timeout=60), set()
+        bill_chunk = billrun.bill_chunk
+
+        def side_by_side(session: Session, job: Any, **options: Any) -> None:
+            if BACKEND == "postgres" and threading.get_ident() not in first:
+                first.add(threading.get_ident())
+                both.wait()
+            bill_chunk(session, job, **options)
+
+        monkeypatch.setattr(billrun, "bill_chunk", side_by_side)
+        monkeypatch.setenv("BILLFOLD_WORKER_THREADS", "2")
+        get_settings.cache_clear()
+        try:
+            cli._bill_until_done(sessions, {run.id: cli._Run(run.id, scope, 44, True)},
+                                 [cli._Run(run.id, scope, 44, True)])
+        finally:
+            get_settings.cache_clear()
+
+        with sessions() as s:
+            report = billrun.report(s, scope, run.id)
+            assert (report.run.status, report.failed) == ("completed", 0)
+            assert report.invoiced + report.suppressed + report.nothing_to_bill == 44
+            claimed_by = set(s.scalars(select(jobs.Job.locked_by).where(
+                jobs.Job.kind == billrun.JOB_KIND, jobs.Job.tenant_id == scope.tenant_id)))
+            if BACKEND == "postgres":
+                assert len(claimed_by) == 2
+            assert verify(s) == []
+
+    def test_in_threads_runs_the_work_in_as_many_threads_and_raises_their_error(self):
+        import threading
+
+        from billfold import cli
+
+        ran: list[int] = []
+        together = threading.Barrier(3, timeout=30)  # all three alive at once
+
+        def work() -> None:
+            together.wait()
+            ran.append(threading.get_ident())
+            if len(ran) == 2:
+                raise RuntimeError("second thread failed")
+
+        with pytest.raises(RuntimeError, match="second thread failed"):
+            cli.in_threads(work, 3)
+        assert len(set(ran)) == 3

@@ -511,10 +511,10 @@ class TestRenderThreads:
                 for i in range(6)]
         clerk.session.commit()
         stop = threading.Event()
-        started = cli._start_render_threads(clerk.settings, clerk.sessions, "test-worker", 2,
-                                            stop)
+        started = cli._start_job_threads(clerk.settings, clerk.sessions, "test-worker", 2,
+                                         stop)
         try:
-            assert [t.name for t in started] == ["billfold-render-1", "billfold-render-2"]
+            assert [t.name for t in started] == ["billfold-jobs-1", "billfold-jobs-2"]
             render_jobs = select(jobs.Job).where(jobs.Job.kind == delivery.RENDER)
             deadline = time.monotonic() + 60
             while any(j.status != "done" for j in clerk.session.scalars(render_jobs)):
@@ -529,7 +529,7 @@ class TestRenderThreads:
         assert not any(thread.is_alive() for thread in started)
         # Rendered by the threads alone; the worker's own loop did not run.
         assert {j.locked_by for j in clerk.session.scalars(render_jobs)} <= {
-            "test-worker-render-1", "test-worker-render-2"}
+            "test-worker-jobs-1", "test-worker-jobs-2"}
         clerk.work()  # the emails the renders queued
         for invoice in made:
             invoice = clerk.reload(invoice)

@@ -7,7 +7,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,9 +39,14 @@ class Settings(BaseSettings):
     live_gateway: str | None = None
     # Business days until a bank (ACH) payment of the test gateway settles or is returned.
     ach_settlement_days: int = 2
-    # Invoice PDFs a worker process renders at once (Typst lets go of the GIL while it
-    # typesets, so each thread keeps a core busy). Unset: one per core.
-    render_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    # Threads a worker process (and the bill-run command) runs its heavy jobs in: invoice
+    # renders and bill-run chunks. Typst lets go of the GIL while it typesets, and a chunk
+    # while PostgreSQL writes its rows, so each thread keeps a core busy. Unset: one per
+    # core. BILLFOLD_RENDER_THREADS, its earlier name, is read too.
+    worker_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, le=64,
+        validation_alias=AliasChoices("BILLFOLD_WORKER_THREADS", "BILLFOLD_RENDER_THREADS",
+                                      "worker_threads"))
 
 
 def instance_key(settings: Settings) -> bytes:

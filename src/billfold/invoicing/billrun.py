@@ -573,21 +573,23 @@ def _store_many(session: Session, scope: Scope,
                        "bill_run_id": bill_run_id, "outcome": outcome,
                        "invoice_ids": invoice_ids, "at": now})
     # Numbers last: the series' counter stays locked until commit (numbers are gap-free),
-    # so a concurrent chunk waits only for this one's writes, not for its work above.
+    # so what does not need them is written first, and a concurrent chunk waits only for
+    # this one's invoices, lines and ledger entries.
+    bulk.insert_rows(session, cast(Table, BilledPeriod.__table__), guards)
+    bulk.update_rows(session, cast(Table, Service.__table__), "billed_through", sorted(through))
+    bulk.update_rows(session, cast(Table, BillingAccount.__table__), "next_bill_date",
+                     sorted(moved))
     for (row, draft), number in zip(numbered, next_numbers(session, scope, len(numbered))
                                     if numbered else [], strict=True):
         row["number"] = number
         if (entry := _invoice_entry(row["id"], draft, number)) is not None:
             entries.append(entry)
-    bulk.insert_rows(session, cast(Table, BilledPeriod.__table__), guards)
     bulk.insert_rows(session, cast(Table, Invoice.__table__), invoices)
     bulk.insert_rows(session, cast(Table, InvoiceLine.__table__), lines)
-    for model, column, rows in (
+    for model, column, rows in (  # these point at the invoices just written
             (Invoice, "carried_to_invoice_id", carried),
             (Adjustment, "applied_invoice_id", applied),
-            (PendingCharge, "invoice_id", charged),
-            (Service, "billed_through", through),
-            (BillingAccount, "next_bill_date", moved)):
+            (PendingCharge, "invoice_id", charged)):
         bulk.update_rows(session, cast(Table, model.__table__), column, sorted(rows))
     ledger.post_many(session, scope, entries)
     if issued:
