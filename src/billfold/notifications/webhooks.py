@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, cast
 from urllib.parse import urlencode
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -185,9 +185,7 @@ def emit(session: Session, scope: Scope, *, type: str, data: dict[str, Any], abo
     event: Event = persisted(session, Event, values)
     # A payment emits several events in one transaction; the endpoints are read once.
     endpoints = txcache.cached(session, ("webhook_endpoints", scope), lambda: list(
-        session.scalars(select(WebhookEndpoint).where(
-            WebhookEndpoint.tenant_id == scope.tenant_id, WebhookEndpoint.mode == scope.mode,
-            WebhookEndpoint.status == "enabled").order_by(WebhookEndpoint.id))))
+        session.scalars(_ENABLED_ENDPOINTS, {"tenant": scope.tenant_id, "mode": scope.mode})))
     for endpoint in endpoints:
         if endpoint.subscribes_to(type):
             _queue(session, scope, kind="webhook", url=endpoint.url, body=body,
@@ -197,6 +195,10 @@ def emit(session: Session, scope: Scope, *, type: str, data: dict[str, Any], abo
 
 
 _INSERT_EVENT = cast(Table, Event.__table__).insert()
+# Built once: every payment asks (building the statement cost more than running it).
+_ENABLED_ENDPOINTS = select(WebhookEndpoint).where(
+    WebhookEndpoint.tenant_id == bindparam("tenant"), WebhookEndpoint.mode == bindparam("mode"),
+    WebhookEndpoint.status == "enabled").order_by(WebhookEndpoint.id)
 
 
 # -- postbacks -------------------------------------------------------------------------

@@ -16,12 +16,13 @@ from billfold.core import clock, ids
 from billfold.core.db import get_scoped, transaction
 from billfold.core.errors import FieldError, ValidationFailed
 from billfold.core.scope import Scope
-from billfold.customers.models import BillingAccount
+from billfold.customers.models import BillingAccount, Customer
 from billfold.invoicing.models import Invoice
 from billfold.payments import paying, sessions
 from billfold.payments.gateways.base import ChargeRequest, Gateway, GatewayTimeout, SavedInstrument
 from billfold.payments.models import Payment
 from billfold.tenants import service as tenants
+from billfold.tenants.models import Tenant
 
 OFFLINE_METHODS = ("check", "cash", "wire", "other")
 GATEWAY_METHODS = ("card", "ach")
@@ -42,9 +43,10 @@ def record(factory: Callable[[], Session], gateway_for: Any, scope: Scope, *,
         if earlier is not None:
             session.expunge(earlier)
             return earlier
-        # The account is held while the transaction lasts: the session keeps only the
-        # objects something refers to, and settling reads it again (the receipt email).
-        payment, _held_account = _new(
+        # The account, its customer and tenant are held while the transaction lasts: the
+        # session keeps only the objects something refers to, and settling reads them
+        # again (the receipt email).
+        payment, _held = _new(
             session, scope, billing_account_id=billing_account_id, amount_minor=amount_minor,
             method=method, instrument_token=instrument_token, invoice_ids=invoice_ids,
             reference=reference, key=key)
@@ -64,6 +66,12 @@ def record(factory: Callable[[], Session], gateway_for: Any, scope: Scope, *,
 _BY_SUBMISSION_KEY = select(Payment).where(
     Payment.tenant_id == bindparam("tenant"), Payment.mode == bindparam("mode"),
     Payment.submission_key == bindparam("key"))
+_ACCOUNT = (
+    select(BillingAccount, Customer, Tenant)
+    .join(Customer, Customer.id == BillingAccount.customer_id)
+    .join(Tenant, Tenant.id == BillingAccount.tenant_id)
+    .where(BillingAccount.id == bindparam("id"), BillingAccount.tenant_id == bindparam("tenant"),
+           BillingAccount.mode == bindparam("mode")))
 _INVOICES = select(Invoice).where(
     Invoice.tenant_id == bindparam("tenant"), Invoice.mode == bindparam("mode"),
     Invoice.id.in_(bindparam("ids", expanding=True)))
@@ -98,12 +106,18 @@ def _detached(factory: Callable[[], Session], scope: Scope, payment_id: str) -> 
 
 def _new(session: Session, scope: Scope, *, billing_account_id: str, amount_minor: int,
          method: str, instrument_token: str | None, invoice_ids: Sequence[str],
-         reference: str | None, key: str) -> tuple[Payment, BillingAccount]:
+         reference: str | None, key: str) -> tuple[Payment, tuple[Any, ...]]:
     problems: list[FieldError] = []
-    account = session.get(BillingAccount, billing_account_id)
-    if account is None or account.tenant_id != scope.tenant_id or account.mode != scope.mode:
+    # The account with what settling the payment reads of its customer and tenant (the
+    # receipt email's address and biller), in one statement: in the session, later reads
+    # of them are free.
+    found = session.execute(_ACCOUNT, {"id": billing_account_id, "tenant": scope.tenant_id,
+                                       "mode": scope.mode}).first() \
+        if isinstance(billing_account_id, str) else None
+    if found is None:
         raise ValidationFailed([FieldError("billing_account_id", "no such billing account",
                                            "not_found")])
+    account = found[0]
     if not isinstance(amount_minor, int) or not 1 <= amount_minor <= MAX_MINOR:
         problems.append(FieldError("amount_minor", f"must be from 1 to {MAX_MINOR}"))
     if method not in OFFLINE_METHODS + GATEWAY_METHODS:
@@ -128,7 +142,7 @@ def _new(session: Session, scope: Scope, *, billing_account_id: str, amount_mino
     session.add(payment)
     if method in GATEWAY_METHODS:
         session.flush()  # committed as "processing" before the gateway is called
-    return payment, account
+    return payment, tuple(found)
 
 
 def _lines(session: Session, scope: Scope, account: BillingAccount, invoice_ids: list[str],
