@@ -68,7 +68,7 @@ def run(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]:
 
 def _worker_case(url: str, backend: str, count: int) -> dict[str, Any]:
     """What a worker process does end to end: ``count`` invoices from a bill run, each a
-    render job, worked off by one real ``billfold worker`` (its loop and its render
+    render job, worked off by one real ``billfold worker`` (its loop and its job
     threads, one per core) — claiming the job, reading the invoice, rendering, storing
     the PDF, queueing the email. Timed from the worker's start until no render job is
     left, the process's start-up included."""

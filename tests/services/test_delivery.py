@@ -502,7 +502,7 @@ class TestRenderThreads:
         assert delivery.renderer() is delivery.renderer()
         assert seen[0] is not delivery.renderer()
 
-    def test_render_threads_render_every_invoice_once_beside_the_loop(self, clerk, mailbox):
+    def test_job_threads_render_every_invoice_once_beside_the_loop(self, clerk, mailbox):
         import threading
         import time
 

@@ -117,7 +117,7 @@ _renderers = threading.local()
 
 def renderer() -> InvoiceRenderer:
     """This thread's renderer: its Typst compiler caches fonts and the template, so it is
-    built on first use and reused. One per thread, so a worker's render threads typeset
+    built on first use and reused. One per thread, so a worker's job threads typeset
     side by side (a renderer serialises its own compilations)."""
     found: InvoiceRenderer | None = getattr(_renderers, "renderer", None)
     if found is None:
