@@ -442,6 +442,43 @@ class TestTheCommand:
                 assert len(claimed_by) == 2
             assert verify(s) == []
 
+    def test_the_workers_job_threads_bill_a_runs_chunks(self, database, tmp_path):
+        import threading
+
+        from billfold import cli
+        from billfold.core import jobs
+        from billfold.core.config import Settings
+
+        sessions, _ = database
+        scope = new_biller(sessions, "Job Thread Biller")
+        with sessions() as s, transaction(s):
+            run, _ = billrun.start_bill_run(s, scope, as_of_date=date(2026, 2, 1), actor=ACTOR,
+                                            chunk_size=10)
+        stop = threading.Event()
+        started = cli._start_job_threads(Settings(data_dir=tmp_path / "var"), sessions,
+                                         "test-worker", 2, stop)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                with sessions() as s:
+                    if billrun.report(s, scope, run.id).run.status == "completed":
+                        break
+                assert time.monotonic() < deadline, "the job threads billed nothing"
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            for thread in started:
+                thread.join(timeout=60)
+
+        with sessions() as s:
+            report = billrun.report(s, scope, run.id)
+            assert report.failed == 0
+            assert report.invoiced + report.suppressed + report.nothing_to_bill == 44
+            claimed_by = set(s.scalars(select(jobs.Job.locked_by).where(
+                jobs.Job.kind == billrun.JOB_KIND, jobs.Job.tenant_id == scope.tenant_id)))
+            assert claimed_by <= {"test-worker-jobs-1", "test-worker-jobs-2"}
+            assert verify(s) == []
+
     def test_in_threads_runs_the_work_in_as_many_threads_and_raises_their_error(self):
         import threading
 

@@ -29,3 +29,12 @@ def test_the_installation_key_is_made_once_and_read_whole_by_everyone_racing_for
 
 def test_a_configured_key_wins(tmp_path):
     assert instance_key(Settings(data_dir=tmp_path, secret_key="s3cret")) == b"s3cret"
+
+
+def test_worker_threads_are_read_under_their_name_and_their_earlier_one(monkeypatch):
+    monkeypatch.delenv("BILLFOLD_WORKER_THREADS", raising=False)
+    monkeypatch.setenv("BILLFOLD_RENDER_THREADS", "3")
+    assert Settings().worker_threads == 3
+    monkeypatch.setenv("BILLFOLD_WORKER_THREADS", "5")
+    assert Settings().worker_threads == 5  # the current name wins
+    assert Settings(worker_threads=4).worker_threads == 4

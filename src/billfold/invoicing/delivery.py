@@ -161,8 +161,10 @@ class RenderInvoice:
             invoices = _invoices(session, scope, ids, for_update=True)
             for invoice in invoices:
                 invoice.pdf_key = pdf_key(scope, invoice.id)
-            _queue_emails(session, scope, invoices, biller=docs[scope][0].biller.name)
-            settle_many(session, scope, invoices)
+            accounts = _accounts(session, invoices)
+            _queue_emails(session, scope, invoices, accounts,
+                          biller=docs[scope][0].biller.name)
+            settle_many(session, scope, invoices, accounts=accounts)
 
     def on_failure(self, session: Session, job: jobs.Job, error: str) -> None:
         if job.status == "dead":
@@ -237,12 +239,11 @@ def outbox_listeners() -> dict[str, outbox.OutcomeListener]:
 # -- email -------------------------------------------------------------------------------
 
 
-def _queue_emails(session: Session, scope: Scope, invoices: list[Invoice], *, biller: str
-                  ) -> None:
+def _queue_emails(session: Session, scope: Scope, invoices: list[Invoice],
+                  accounts: dict[str, BillingAccount], *, biller: str) -> None:
     """Queue the email of each invoice just rendered whose account takes invoices by email,
     to its Distribute Invoice recipients, unless it has one already (a second run) or
     there is nobody to send it to (``settle`` then says why)."""
-    accounts = _accounts(session, invoices)
     emailing = [i for i in invoices if i.status not in NOT_DELIVERED
                 and accounts[i.billing_account_id].invoice_type in EMAIL_TYPES
                 and accounts[i.billing_account_id].email_notify]
@@ -309,9 +310,11 @@ def settle(session: Session, scope: Scope, invoice: Invoice, *, printed: bool | 
 
 
 def settle_many(session: Session, scope: Scope, invoices: list[Invoice], *,
-                printed: bool | None = None) -> None:
-    """``settle`` of many invoices, what it needs read with a few statements for all."""
-    accounts = _accounts(session, invoices)
+                printed: bool | None = None,
+                accounts: dict[str, BillingAccount] | None = None) -> None:
+    """``settle`` of many invoices, what it needs read with a few statements for all
+    (``accounts``, their owing accounts by id, if the caller has read them already)."""
+    accounts = accounts if accounts is not None else _accounts(session, invoices)
     emailed = [i for i in invoices if accounts[i.billing_account_id].invoice_type in EMAIL_TYPES]
     messages = emails_of(session, scope, [i.id for i in emailed]) if emailed else {}
     # What explains an email that never went, read only for the invoices it may explain.

@@ -183,4 +183,3 @@ def recipients_for(session: Session, scope: Scope, accounts: Sequence[BillingAcc
             f"Distribute Invoice is enabled for account {account.number} only for contacts "
             f"in {', '.join(wanted)}, and it has no such contact with an email"))
     return found
-

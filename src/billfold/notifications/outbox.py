@@ -94,7 +94,8 @@ def enqueue_messages(session: Session, scope: Scope, rows: Sequence[dict[str, An
     its emails together; a flush of new objects costs more)."""
     if not rows:
         return []
-    session.execute(_INSERT_MESSAGE, list(rows))
+    # One row as a plain execute: a payment's receipt email is one, on the payment's path.
+    session.execute(_INSERT_MESSAGE, rows[0] if len(rows) == 1 else list(rows))
     messages: list[OutboxMessage] = [persisted(session, OutboxMessage, dict(row))
                                      for row in rows]
     # The keys are the ids of messages made just now: no job can hold them yet.
