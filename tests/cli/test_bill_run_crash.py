@@ -16,6 +16,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,8 +30,11 @@ from sqlalchemy import create_engine, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from billfold import cli
 from billfold.catalog import service as catalog
 from billfold.catalog import tax_service
+from billfold.core import jobs
+from billfold.core.config import Settings, get_settings
 from billfold.core.db import make_engine, make_sessionmaker, normalise_url, transaction
 from billfold.core.scope import Scope
 from billfold.customers import service as customers
@@ -342,6 +346,28 @@ def test_a_killed_bill_run_rerun_bills_every_account_exactly_once(
 # -- the command's other answers ---------------------------------------------------------
 
 
+def chunked_run(sessions: sessionmaker[Session], name: str) -> tuple[Scope, str]:
+    """A new biller's run of 1 February cut into chunks of ten accounts."""
+    scope = new_biller(sessions, name)
+    with sessions() as s, transaction(s):
+        run, _ = billrun.start_bill_run(s, scope, as_of_date=date(2026, 2, 1), actor=ACTOR,
+                                        chunk_size=10)
+    return scope, run.id
+
+
+def assert_billed_once_by(sessions: sessionmaker[Session], scope: Scope, run_id: str
+                          ) -> set[str]:
+    """The run is complete, every account billed once, the ledger sound; who claimed its
+    chunks."""
+    with sessions() as s:
+        report = billrun.report(s, scope, run_id)
+        assert (report.run.status, report.failed) == ("completed", 0)
+        assert report.invoiced + report.suppressed + report.nothing_to_bill == 44
+        assert verify(s) == []
+        return set(s.scalars(select(jobs.Job.locked_by).where(
+            jobs.Job.kind == billrun.JOB_KIND, jobs.Job.tenant_id == scope.tenant_id)))
+
+
 class TestTheCommand:
     @pytest.fixture
     def env(self, fresh_database_url: str, tmp_path: Path) -> dict[str, str]:
@@ -400,17 +426,8 @@ class TestTheCommand:
                 tenant_id=scope.tenant_id, bill_date=date(2026, 3, 1))) == 43  # all but one
 
     def test_the_command_bills_chunks_in_threads_side_by_side(self, database, monkeypatch):
-        import threading
-
-        from billfold import cli
-        from billfold.core import jobs
-        from billfold.core.config import get_settings
-
         sessions, _ = database
-        scope = new_biller(sessions, "Threaded Biller")
-        with sessions() as s, transaction(s):
-            run, _ = billrun.start_bill_run(s, scope, as_of_date=date(2026, 2, 1), actor=ACTOR,
-                                            chunk_size=10)
+        scope, run_id = chunked_run(sessions, "Threaded Biller")
         # On PostgreSQL each thread's first chunk waits until the other thread holds one
         # too: the two are billed side by side, not one after the other. (On SQLite the
         # threads take turns at writing, and the first to wait would hold the turn.)
@@ -427,33 +444,18 @@ class TestTheCommand:
         monkeypatch.setenv("BILLFOLD_WORKER_THREADS", "2")
         get_settings.cache_clear()
         try:
-            cli._bill_until_done(sessions, {run.id: cli._Run(run.id, scope, 44, True)},
-                                 [cli._Run(run.id, scope, 44, True)])
+            cli._bill_until_done(sessions, {run_id: cli._Run(run_id, scope, 44, True)},
+                                 [cli._Run(run_id, scope, 44, True)])
         finally:
             get_settings.cache_clear()
 
-        with sessions() as s:
-            report = billrun.report(s, scope, run.id)
-            assert (report.run.status, report.failed) == ("completed", 0)
-            assert report.invoiced + report.suppressed + report.nothing_to_bill == 44
-            claimed_by = set(s.scalars(select(jobs.Job.locked_by).where(
-                jobs.Job.kind == billrun.JOB_KIND, jobs.Job.tenant_id == scope.tenant_id)))
-            if BACKEND == "postgres":
-                assert len(claimed_by) == 2
-            assert verify(s) == []
+        claimed_by = assert_billed_once_by(sessions, scope, run_id)
+        if BACKEND == "postgres":
+            assert len(claimed_by) == 2
 
     def test_the_workers_job_threads_bill_a_runs_chunks(self, database, tmp_path):
-        import threading
-
-        from billfold import cli
-        from billfold.core import jobs
-        from billfold.core.config import Settings
-
         sessions, _ = database
-        scope = new_biller(sessions, "Job Thread Biller")
-        with sessions() as s, transaction(s):
-            run, _ = billrun.start_bill_run(s, scope, as_of_date=date(2026, 2, 1), actor=ACTOR,
-                                            chunk_size=10)
+        scope, run_id = chunked_run(sessions, "Job Thread Biller")
         stop = threading.Event()
         started = cli._start_job_threads(Settings(data_dir=tmp_path / "var"), sessions,
                                          "test-worker", 2, stop)
@@ -461,7 +463,7 @@ class TestTheCommand:
             deadline = time.monotonic() + 120
             while True:
                 with sessions() as s:
-                    if billrun.report(s, scope, run.id).run.status == "completed":
+                    if billrun.report(s, scope, run_id).run.status == "completed":
                         break
                 assert time.monotonic() < deadline, "the job threads billed nothing"
                 time.sleep(0.2)
@@ -470,20 +472,10 @@ class TestTheCommand:
             for thread in started:
                 thread.join(timeout=60)
 
-        with sessions() as s:
-            report = billrun.report(s, scope, run.id)
-            assert report.failed == 0
-            assert report.invoiced + report.suppressed + report.nothing_to_bill == 44
-            claimed_by = set(s.scalars(select(jobs.Job.locked_by).where(
-                jobs.Job.kind == billrun.JOB_KIND, jobs.Job.tenant_id == scope.tenant_id)))
-            assert claimed_by <= {"test-worker-jobs-1", "test-worker-jobs-2"}
-            assert verify(s) == []
+        assert assert_billed_once_by(sessions, scope, run_id) <= {
+            "test-worker-jobs-1", "test-worker-jobs-2"}
 
     def test_in_threads_runs_the_work_in_as_many_threads_and_raises_their_error(self):
-        import threading
-
-        from billfold import cli
-
         ran: list[int] = []
         together = threading.Barrier(3, timeout=30)  # all three alive at once
 
