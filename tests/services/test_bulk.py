@@ -177,16 +177,31 @@ class TestRefreshStatistics:
         with transaction(session):
             bulk.insert_rows(session, table(Job), [job_row(scope, f"k{n}", {})
                                                    for n in range(3000)])
-        # A backend reports its modifications when it goes idle, at most once a second.
-        for _ in range(150):
-            changed = session.scalar(text(
-                "SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'job'"))
-            session.commit()
-            if changed >= 3000:
-                break
-            time.sleep(0.1)
-
+        self.wait_for_statistics(session, lambda: session.scalar(text(
+            "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'job'")) >= 3000)
         assert refresh_statistics(session, ["job", "tax_rate"]) == ["job"]
         assert refresh_statistics(session, ["job", "tax_rate"]) == []
         rows = session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'job'"))
         assert rows >= 3000
+
+        # Updating every row grows nothing: no new statistics (a bill run updates each
+        # service and account it bills).
+        keys = [k for (k,) in session.execute(select(Job.id).where(
+            Job.tenant_id == scope.tenant_id, Job.kind == "test.bulk"))]
+        with transaction(session):
+            bulk.update_rows(session, table(Job), "attempts", [(k, 1) for k in sorted(keys)])
+        self.wait_for_statistics(session, lambda: session.scalar(text(
+            "SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'job'"
+        )) >= len(keys))
+        assert refresh_statistics(session, ["job"]) == []
+
+    @staticmethod
+    def wait_for_statistics(session, reported) -> None:
+        # A backend reports its modifications when it goes idle, at most once a second.
+        for _ in range(150):
+            done = reported()
+            session.commit()
+            if done:
+                return
+            time.sleep(0.1)
+        raise AssertionError("the statistics never showed the change")

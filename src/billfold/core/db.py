@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -30,6 +32,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -41,6 +44,7 @@ from sqlalchemy.orm import (
     mapped_column,
     sessionmaker,
 )
+from sqlalchemy.types import UserDefinedType
 
 from billfold.core.errors import NotFound
 from billfold.core.scope import Scope
@@ -256,9 +260,39 @@ def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement
     array parameter, so a statement's text is the same however many values it gets and
     is compiled, parsed and planned once (a batch job asks with hundreds of ids)."""
     if is_postgres(session):
+        listed = list(values)
+        if pg_array(listed) is not None:
+            return cast(ColumnElement[bool], column == any_(bindparam(
+                None, listed, type_=_array_text(session.get_bind().dialect, column.type))))
         return cast(ColumnElement[bool], column == any_(bindparam(
-            None, list(values), type_=ARRAY(column.type))))
+            None, listed, type_=ARRAY(column.type))))
     return cast(ColumnElement[bool], column.in_(list(values)))
+
+
+def pg_array(values: Sequence[Any]) -> str | None:
+    """PostgreSQL's text form of a one-dimensional array of ``values`` (``{"a","b"}``), or
+    None if one of them is of a type this does not write (pass the list to the driver).
+
+    For arrays of hundreds of keys (a bill-run batch's services, a lookup by ids): psycopg
+    adapts a list element by element in Python, three times slower than joining the text
+    here (1.8 ms against 0.6 ms for 750 ids, round trip included), and a bill run sends
+    dozens of such arrays per batch. The statement casts the parameter to the array type."""
+    parts: list[str] = []
+    for value in values:
+        kind = type(value)
+        if kind is str:
+            parts.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        elif value is None:
+            parts.append("NULL")
+        elif kind is int or kind is date or kind is Decimal:
+            parts.append(str(value))
+        elif kind is bool:
+            parts.append("t" if value else "f")
+        elif kind is datetime and value.tzinfo is not None:
+            parts.append('"' + value.isoformat() + '"')
+        else:
+            return None
+    return "{" + ",".join(parts) + "}"
 
 
 CHUNK = 500  # values one statement asks ``among`` at most (SQLite bounds its parameters)
@@ -283,9 +317,46 @@ def among_parameter(dialect: str, column: Any, name: str) -> ColumnElement[bool]
     """``among`` for a statement built once per dialect, the values given at each run as
     the parameter ``name``."""
     if dialect == "postgresql":
-        return cast(ColumnElement[bool],
-                    column == any_(bindparam(name, type_=ARRAY(column.type))))
+        return cast(ColumnElement[bool], column == any_(bindparam(
+            name, type_=_array_text(_POSTGRESQL, column.type))))
     return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+
+
+class ArrayText(UserDefinedType[Any]):
+    """An array parameter sent in PostgreSQL's text form (``pg_array``): the statement
+    reads ``$1::VARCHAR(40)[]`` exactly as for a list, and PostgreSQL parses the text as
+    that array type. Its values must be of the kinds pg_array writes."""
+
+    cache_ok = True
+    render_bind_cast = True
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec  # the array type, e.g. "VARCHAR(40)[]"
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return self.spec
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
+        def process(value: Any) -> Any:
+            if value is None:
+                return None
+            literal = pg_array(value)
+            if literal is None:
+                raise TypeError(f"cannot send {value!r} as an array's text")
+            return literal
+        return process
+
+
+_POSTGRESQL = postgresql.dialect()
+
+
+@lru_cache(maxsize=256)
+def _array_text(dialect: Dialect, item_type: Any) -> ArrayText:
+    item = item_type.dialect_impl(dialect)
+    if getattr(item, "collation", None):  # a search key's: not part of a cast's type
+        item = item.copy()
+        item.collation = None
+    return ArrayText(f"{item.compile(dialect=dialect)}[]")
 
 
 def refresh_statistics(session: Session, tables: Sequence[str]) -> list[str]:
@@ -296,13 +367,18 @@ def refresh_statistics(session: Session, tables: Sequence[str]) -> list[str]:
     fresh start. Until the statistics catch up, the planner takes them for the few pages
     they were, and foreign-key checks against rows just inserted keep their cached
     sequential-scan plans: every invoice line scans the invoices. ANALYZE also discards
-    those plans. Call it outside the caller's own work: it commits."""
+    those plans. Call it outside the caller's own work: it commits.
+
+    Growth is rows now (``n_live_tup``) against rows at the last statistics (``reltuples``),
+    not changes since: a run updates every service and account it bills, which moves no
+    statistic the planner uses; counting those updates had a run of 20,000 accounts
+    analyze the service and account tables four times each (1.2 s of PostgreSQL's 15)."""
     if not is_postgres(session) or not tables:
         return []
     stale = list(session.scalars(text(
         "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
         "WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables) "
-        "AND s.n_mod_since_analyze > 1000 + 0.5 * greatest(c.reltuples, 0)"),
+        "AND s.n_live_tup > 1000 + 1.5 * greatest(c.reltuples, 0)"),
         {"tables": list(tables)}))
     session.commit()
     for table in sorted(stale):
