@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
@@ -151,6 +154,45 @@ class TestRecordedPayments:
         one = recording.record(till.factory, lambda scope: till.gateway, till.scope, **args)
         two = recording.record(till.factory, lambda scope: till.gateway, till.scope, **args)
         assert one.id == two.id
+
+    @pytest.mark.postgres_only
+    def test_two_payments_of_one_invoice_at_once_take_turns(
+            self, till: Till, monkeypatch: pytest.MonkeyPatch) -> None:
+        # Each payment waits (a second at most) for the other before it locks the account
+        # to apply its money. When both had written their payment row first, each held a
+        # key share of the account row that the other's lock waited for: a deadlock. The
+        # account is locked when the payment reads it, so the second waits there, then
+        # finds the invoice paid and is refused, as it would be a moment later.
+        invoice = till.invoice(1000)
+        both_there = threading.Barrier(2, timeout=1)
+        lock_accounts = paying.lock_accounts
+
+        def wait_then_lock(session: Session, account_ids: set[str]) -> None:
+            # Broken when the other waits for this one's commit instead of coming here
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_there.wait()
+            lock_accounts(session, account_ids)
+
+        monkeypatch.setattr(paying, "lock_accounts", wait_then_lock)
+
+        def pay(reference: str) -> Any:
+            try:
+                return recording.record(
+                    till.factory, lambda scope: till.gateway, till.scope,
+                    billing_account_id=till.account.id, amount_minor=1000, method="check",
+                    invoice_ids=[invoice.id], reference=reference)
+            except ValidationFailed as refused:
+                return refused
+
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = list(pool.map(pay, ["Check A", "Check B"]))
+        refused = [o for o in outcomes if isinstance(o, ValidationFailed)]
+        assert [o.status for o in outcomes if o not in refused] == ["succeeded"]
+        assert [(e.field, e.code) for e in refused[0].errors] == [
+            ("invoice_ids[0]", "invoice_not_payable")]
+        paid = till.reread(invoice)
+        assert (paid.status, paid.amount_paid_minor) == ("paid", 1000)
+        assert till.balances() == {"receivable": {"USD": 0}, "unapplied_cash": {}}
 
     def test_refuses_an_invoice_of_another_account(self, till: Till) -> None:
         other = till.desk.new_account("Other Co")

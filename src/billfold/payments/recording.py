@@ -71,7 +71,11 @@ _ACCOUNT = (
     .join(Customer, Customer.id == BillingAccount.customer_id)
     .join(Tenant, Tenant.id == BillingAccount.tenant_id)
     .where(BillingAccount.id == bindparam("id"), BillingAccount.tenant_id == bindparam("tenant"),
-           BillingAccount.mode == bindparam("mode")))
+           BillingAccount.mode == bindparam("mode"))
+    # Locked before anything is written: inserting the payment has PostgreSQL take a key
+    # share of the account row (the foreign key), and two payments on one account that
+    # both held that and then asked to lock the account (paying.apply) deadlocked.
+    .with_for_update(of=BillingAccount))
 _INVOICES = select(Invoice).where(
     Invoice.tenant_id == bindparam("tenant"), Invoice.mode == bindparam("mode"),
     Invoice.id.in_(bindparam("ids", expanding=True)))
