@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from billfold.catalog.tax_models import TaxRate
 from billfold.core import bulk, ids
-from billfold.core.db import is_postgres, refresh_statistics, transaction
+from billfold.core.db import STATISTICS_GROWTH, is_postgres, refresh_statistics, transaction
 from billfold.core.jobs import Job
 from billfold.ledger.models import LedgerAccount
 
@@ -169,20 +169,34 @@ class TestUpdateRows:
 
 
 class TestRefreshStatistics:
-    def test_analyzes_only_tables_grown_by_half_since_their_statistics(self, session, scope):
+    def test_analyzes_only_tables_grown_past_their_statistics(self, session, scope):
         if not is_postgres(session):
             assert refresh_statistics(session, ["job"]) == []
             return
         refresh_statistics(session, ["job", "tax_rate"])  # whatever earlier tests left
+        known = max(0, session.scalar(text(
+            "SELECT reltuples FROM pg_class WHERE relname = 'job'")))
+        live = session.scalar(text("SELECT count(*) FROM job"))
+        # Just under the threshold: not yet
+        under = int(1000 + STATISTICS_GROWTH * known) - live - 50
         with transaction(session):
             bulk.insert_rows(session, table(Job), [job_row(scope, f"k{n}", {})
-                                                   for n in range(3000)])
+                                                   for n in range(under)])
         self.wait_for_statistics(session, lambda: session.scalar(text(
-            "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'job'")) >= 3000)
+            "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'job'"))
+            >= live + under)
+        assert refresh_statistics(session, ["job", "tax_rate"]) == []
+        # ...and past it
+        with transaction(session):
+            bulk.insert_rows(session, table(Job), [job_row(scope, f"more {n}", {})
+                                                   for n in range(100)])
+        self.wait_for_statistics(session, lambda: session.scalar(text(
+            "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'job'"))
+            >= live + under + 100)
         assert refresh_statistics(session, ["job", "tax_rate"]) == ["job"]
         assert refresh_statistics(session, ["job", "tax_rate"]) == []
         rows = session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'job'"))
-        assert rows >= 3000
+        assert rows >= live + under + 100
 
         # Updating every row grows nothing: no new statistics (a bill run updates each
         # service and account it bills).

@@ -359,9 +359,13 @@ def _array_text(dialect: Dialect, item_type: Any) -> ArrayText:
     return ArrayText(f"{item.compile(dialect=dialect)}[]")
 
 
+STATISTICS_GROWTH = 4
+
+
 def refresh_statistics(session: Session, tables: Sequence[str]) -> list[str]:
-    """On PostgreSQL, ANALYZE those of ``tables`` that grew by half since their last
-    statistics (or have none), and return their names; elsewhere do nothing.
+    """On PostgreSQL, ANALYZE those of ``tables`` that hold more than 1,000 rows plus
+    ``STATISTICS_GROWTH`` times the rows of their last statistics (or have none), and
+    return their names; elsewhere do nothing.
 
     A bill run can grow the invoice and ledger tables many times over within minutes of a
     fresh start. Until the statistics catch up, the planner takes them for the few pages
@@ -372,14 +376,19 @@ def refresh_statistics(session: Session, tables: Sequence[str]) -> list[str]:
     Growth is rows now (``n_live_tup``) against rows at the last statistics (``reltuples``),
     not changes since: a run updates every service and account it bills, which moves no
     statistic the planner uses; counting those updates had a run of 20,000 accounts
-    analyze the service and account tables four times each (1.2 s of PostgreSQL's 15)."""
+    analyze the service and account tables four times each (1.2 s of PostgreSQL's 15).
+
+    What matters is the first statistics of a table that was empty or tiny, and dropping
+    the plans made then; later, the planner scales the rows it expects by the table's
+    current size on its own. Refreshing at every half again (growth 1.5) analyzed a run's
+    invoice lines seven times in 20,000 accounts (0.9 s); at four times, twice (0.06 s)."""
     if not is_postgres(session) or not tables:
         return []
     stale = list(session.scalars(text(
         "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
         "WHERE s.schemaname = current_schema() AND s.relname = ANY(:tables) "
-        "AND s.n_live_tup > 1000 + 1.5 * greatest(c.reltuples, 0)"),
-        {"tables": list(tables)}))
+        "AND s.n_live_tup > 1000 + :growth * greatest(c.reltuples, 0)"),
+        {"tables": list(tables), "growth": STATISTICS_GROWTH}))
     session.commit()
     for table in sorted(stale):
         try:
@@ -392,6 +401,7 @@ def refresh_statistics(session: Session, tables: Sequence[str]) -> list[str]:
 
 
 __all__ = [
+    "STATISTICS_GROWTH",
     "Base",
     "BigInteger",
     "TenantScoped",
