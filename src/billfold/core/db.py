@@ -347,7 +347,7 @@ class ArrayText(UserDefinedType[Any]):
         return process
 
 
-_POSTGRESQL = postgresql.dialect()
+_POSTGRESQL: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
 @lru_cache(maxsize=256)
