@@ -261,9 +261,10 @@ def among(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement
     is compiled, parsed and planned once (a batch job asks with hundreds of ids)."""
     if is_postgres(session):
         listed = list(values)
-        if pg_array(listed) is not None:
+        literal = pg_array(listed)
+        if literal is not None:
             return cast(ColumnElement[bool], column == any_(bindparam(
-                None, listed, type_=_array_text(session.get_bind().dialect, column.type))))
+                None, literal, type_=_array_text(session.get_bind().dialect, column.type))))
         return cast(ColumnElement[bool], column == any_(bindparam(
             None, listed, type_=ARRAY(column.type))))
     return cast(ColumnElement[bool], column.in_(list(values)))
@@ -325,7 +326,8 @@ def among_parameter(dialect: str, column: Any, name: str) -> ColumnElement[bool]
 class ArrayText(UserDefinedType[Any]):
     """An array parameter sent in PostgreSQL's text form (``pg_array``): the statement
     reads ``$1::VARCHAR(40)[]`` exactly as for a list, and PostgreSQL parses the text as
-    that array type. Its values must be of the kinds pg_array writes."""
+    that array type. Its values must be of the kinds pg_array writes, or be that text
+    already."""
 
     cache_ok = True
     render_bind_cast = True
@@ -338,8 +340,8 @@ class ArrayText(UserDefinedType[Any]):
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
         def process(value: Any) -> Any:
-            if value is None:
-                return None
+            if value is None or isinstance(value, str):
+                return value
             literal = pg_array(value)
             if literal is None:
                 raise TypeError(f"cannot send {value!r} as an array's text")
