@@ -209,6 +209,29 @@ class TestRefreshStatistics:
         )) >= len(keys))
         assert refresh_statistics(session, ["job"]) == []
 
+    def test_a_table_another_session_is_analyzing_is_left_to_it(self, session, sessions,
+                                                                   scope):
+        if not is_postgres(session):
+            return
+        refresh_statistics(session, ["job"])
+        known = max(0, session.scalar(text(
+            "SELECT reltuples FROM pg_class WHERE relname = 'job'")))
+        live = session.scalar(text("SELECT count(*) FROM job"))
+        grow = int(1000 + STATISTICS_GROWTH * known) - live + 100
+        with transaction(session):
+            bulk.insert_rows(session, table(Job), [job_row(scope, f"g{n}", {})
+                                                   for n in range(grow)])
+        self.wait_for_statistics(session, lambda: session.scalar(text(
+            "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'job'"))
+            >= live + grow)
+        with sessions() as other:
+            assert other.scalar(text(  # what refresh_statistics takes while it analyzes
+                "SELECT pg_try_advisory_xact_lock(hashtext('billfold.analyze'), "
+                "hashtext(current_schema() || '.job'))"))
+            assert refresh_statistics(session, ["job"]) == []
+            other.rollback()
+        assert refresh_statistics(session, ["job"]) == ["job"]
+
     @staticmethod
     def wait_for_statistics(session, reported) -> None:
         # A backend reports its modifications when it goes idle, at most once a second.

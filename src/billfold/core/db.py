@@ -394,12 +394,23 @@ def refresh_statistics(session: Session, tables: Sequence[str]) -> list[str]:
     session.commit()
     for table in sorted(stale):
         try:
+            if not session.scalar(_ANALYZING, {"table": table}):
+                # Another chunk is analyzing it this moment (a run's threads and workers
+                # start together and find the same tables stale): its statistics serve.
+                session.rollback()
+                stale.remove(table)
+                continue
             session.execute(text(f'ANALYZE "{table}"'))
             session.commit()
         except DBAPIError:  # not the table's owner: leave it to autovacuum
             session.rollback()
             stale.remove(table)
     return stale
+
+
+# Held by whoever analyzes a table, until its transaction ends.
+_ANALYZING = text("SELECT pg_try_advisory_xact_lock(hashtext('billfold.analyze'), "
+                  "hashtext(current_schema() || '.' || :table))")
 
 
 __all__ = [
