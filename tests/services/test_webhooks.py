@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -334,6 +335,42 @@ class TestEmit:
                           allow_private=False)
 
         assert fields_of(refused.value) == ["type", "about", "data"]
+
+    def test_several_events_go_in_together_each_to_its_subscribers(self, sessions, scope):
+        add_endpoint(sessions, scope, "https://a.example.com/", events=("invoice.paid",))
+        inserts: list[str] = []
+        engine = sessions.kw["bind"]
+
+        def seen(_conn, _cursor, statement, *_args) -> None:
+            if statement.startswith("INSERT INTO event"):
+                inserts.append(statement)
+
+        sa_event.listen(engine, "before_cursor_execute", seen)
+        try:
+            with sessions() as session, transaction(session):
+                made = webhooks.emit_many(session, scope, [
+                    ("payment.succeeded", {"id": "pay_1"}, ("payment", "pay_1")),
+                    ("invoice.paid", {"id": "inv_1"}, ("invoice", "inv_1")),
+                    ("invoice.paid", {"id": "inv_2"}, ("invoice", "inv_2"))],
+                    allow_private=False)
+                ids = [e.id for e in made]
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", seen)
+
+        assert len(inserts) == 1
+        with sessions() as session:
+            stored = {e.id: (e.type, e.about_id) for e in session.scalars(select(Event))}
+        assert [stored[i] for i in ids] == [("payment.succeeded", "pay_1"),
+                                            ("invoice.paid", "inv_1"), ("invoice.paid", "inv_2")]
+        assert sorted(d.event_id for d in deliveries(sessions, scope)) == sorted(ids[1:])
+
+    def test_a_wrong_event_among_several_is_named_by_its_place(self, sessions, scope):
+        with sessions() as session, pytest.raises(ValidationFailed) as refused:
+            webhooks.emit_many(session, scope, [
+                ("payment.succeeded", {}, ("payment", "pay_1")),
+                ("Invoice Paid", {}, ("invoice", "inv_1"))], allow_private=False)
+
+        assert fields_of(refused.value) == ["events[1].type"]
 
 
 # -- sending ---------------------------------------------------------------------------

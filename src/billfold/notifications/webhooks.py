@@ -169,29 +169,47 @@ def emit(session: Session, scope: Scope, *, type: str, data: dict[str, Any], abo
     """Record an event and queue one delivery of it to every enabled endpoint subscribed
     to its type. The body is ``{"type", "timestamp", "data"}``; receivers deduplicate by
     the event id, sent as ``webhook-id``."""
-    errors: list[FieldError] = []
-    if not _EVENT_TYPE.fullmatch(type):
-        errors.append(FieldError("type", "must look like payment.succeeded"))
-    _check_about(about, errors)
+    return emit_many(session, scope, [(type, data, about)], allow_private=allow_private)[0]
+
+
+def emit_many(session: Session, scope: Scope,
+              events: Sequence[tuple[str, dict[str, Any], About]], *,
+              allow_private: bool) -> list[Event]:
+    """``emit`` for several (type, data, about) at once, in that order: one INSERT for
+    the lot (a payment that pays an invoice emits two events)."""
     now = clock.utcnow()
-    body = _json_or_error("data", {"type": type, "timestamp": _iso(now), "data": data}, errors)
-    if errors:
-        raise ValidationFailed(errors)
-    values = {"id": new_id("event"), "tenant_id": scope.tenant_id, "mode": scope.mode,
-              "type": type, "data": data, "about_type": about[0] if about else None,
-              "about_id": about[1] if about else None, "created_at": now}
-    # Written at once with a prebuilt INSERT: a payment emits several events.
-    session.execute(_INSERT_EVENT, values)
-    event: Event = persisted(session, Event, values)
+    rows: list[tuple[dict[str, Any], str, About]] = []
+    for index, (type, data, about) in enumerate(events):
+        errors: list[FieldError] = []
+        if not _EVENT_TYPE.fullmatch(type):
+            errors.append(FieldError("type", "must look like payment.succeeded"))
+        _check_about(about, errors)
+        body = _json_or_error("data", {"type": type, "timestamp": _iso(now), "data": data},
+                              errors)
+        if errors:
+            raise ValidationFailed(errors if len(events) == 1 else [
+                FieldError(f"events[{index}].{e.field}", e.message, e.code) for e in errors])
+        rows.append(({"id": new_id("event"), "tenant_id": scope.tenant_id, "mode": scope.mode,
+                      "type": type, "data": data, "about_type": about[0] if about else None,
+                      "about_id": about[1] if about else None, "created_at": now}, body, about))
+    if not rows:
+        return []
+    # Written at once with a prebuilt INSERT (several rows: one executemany).
+    values = [row for row, _, _ in rows]
+    session.execute(_INSERT_EVENT, values[0] if len(values) == 1 else values)
     # A payment emits several events in one transaction; the endpoints are read once.
     endpoints = txcache.cached(session, ("webhook_endpoints", scope), lambda: list(
         session.scalars(_ENABLED_ENDPOINTS, {"tenant": scope.tenant_id, "mode": scope.mode})))
-    for endpoint in endpoints:
-        if endpoint.subscribes_to(type):
-            _queue(session, scope, kind="webhook", url=endpoint.url, body=body,
-                   content_type="application/json", allow_private=allow_private,
-                   about=about, endpoint_id=endpoint.id, event=event)
-    return event
+    made = []
+    for row, body, about in rows:
+        event: Event = persisted(session, Event, row)
+        made.append(event)
+        for endpoint in endpoints:
+            if endpoint.subscribes_to(event.type):
+                _queue(session, scope, kind="webhook", url=endpoint.url, body=body,
+                       content_type="application/json", allow_private=allow_private,
+                       about=about, endpoint_id=endpoint.id, event=event)
+    return made
 
 
 _INSERT_EVENT = cast(Table, Event.__table__).insert()

@@ -59,13 +59,15 @@ def emit(session: Session, scope: Scope, type_: str, data: dict[str, Any],
 
 def payment_succeeded(session: Session, scope: Scope, payment: Payment,
                       paid: Sequence[Invoice]) -> None:
-    emit(session, scope, "payment.succeeded", describe(payment), ("payment", payment.id))
-    for invoice in paid:
-        emit(session, scope, "invoice.paid", {
+    # The payment's event and each paid invoice's, in one INSERT.
+    webhooks.emit_many(session, scope, [
+        ("payment.succeeded", describe(payment), ("payment", payment.id)),
+        *(("invoice.paid", {
             "id": invoice.id, "object": "invoice", "number": invoice.number,
             "billing_account_id": invoice.billing_account_id, "status": invoice.status,
             "total_minor": invoice.total_minor, "currency": invoice.currency,
-            "payment_id": payment.id}, ("invoice", invoice.id))
+            "payment_id": payment.id}, ("invoice", invoice.id)) for invoice in paid)],
+        allow_private=_private_ok(session, scope))
     _postback(session, scope, payment, approved=True)
     _confirm(session, scope, payment)
 
