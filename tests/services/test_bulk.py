@@ -174,29 +174,15 @@ class TestRefreshStatistics:
             assert refresh_statistics(session, ["job"]) == []
             return
         refresh_statistics(session, ["job", "tax_rate"])  # whatever earlier tests left
-        known = max(0, session.scalar(text(
-            "SELECT reltuples FROM pg_class WHERE relname = 'job'")))
-        live = session.scalar(text("SELECT count(*) FROM job"))
         # Just under the threshold: not yet
-        under = int(1000 + STATISTICS_GROWTH * known) - live - 50
-        with transaction(session):
-            bulk.insert_rows(session, table(Job), [job_row(scope, f"k{n}", {})
-                                                   for n in range(under)])
-        self.wait_for_statistics(session, lambda: session.scalar(text(
-            "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'job'"))
-            >= live + under)
+        rows = self.grow_jobs(session, scope, "k", beyond_threshold=-50)
         assert refresh_statistics(session, ["job", "tax_rate"]) == []
         # ...and past it
-        with transaction(session):
-            bulk.insert_rows(session, table(Job), [job_row(scope, f"more {n}", {})
-                                                   for n in range(100)])
-        self.wait_for_statistics(session, lambda: session.scalar(text(
-            "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'job'"))
-            >= live + under + 100)
+        rows = self.grow_jobs(session, scope, "more", beyond_threshold=50)
         assert refresh_statistics(session, ["job", "tax_rate"]) == ["job"]
         assert refresh_statistics(session, ["job", "tax_rate"]) == []
-        rows = session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'job'"))
-        assert rows >= live + under + 100
+        analyzed = session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'job'"))
+        assert analyzed >= rows
 
         # Updating every row grows nothing: no new statistics (a bill run updates each
         # service and account it bills).
@@ -214,16 +200,7 @@ class TestRefreshStatistics:
         if not is_postgres(session):
             return
         refresh_statistics(session, ["job"])
-        known = max(0, session.scalar(text(
-            "SELECT reltuples FROM pg_class WHERE relname = 'job'")))
-        live = session.scalar(text("SELECT count(*) FROM job"))
-        grow = int(1000 + STATISTICS_GROWTH * known) - live + 100
-        with transaction(session):
-            bulk.insert_rows(session, table(Job), [job_row(scope, f"g{n}", {})
-                                                   for n in range(grow)])
-        self.wait_for_statistics(session, lambda: session.scalar(text(
-            "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'job'"))
-            >= live + grow)
+        self.grow_jobs(session, scope, "g", beyond_threshold=100)
         with sessions() as other:
             assert other.scalar(text(  # what refresh_statistics takes while it analyzes
                 "SELECT pg_try_advisory_xact_lock(hashtext('billfold.analyze'), "
@@ -231,6 +208,21 @@ class TestRefreshStatistics:
             assert refresh_statistics(session, ["job"]) == []
             other.rollback()
         assert refresh_statistics(session, ["job"]) == ["job"]
+
+    def grow_jobs(self, session, scope, prefix: str, *, beyond_threshold: int) -> int:
+        """Insert jobs until the table holds ``beyond_threshold`` rows more than
+        refresh_statistics' threshold (fewer, if negative); the rows it then holds."""
+        known = max(0, session.scalar(text(
+            "SELECT reltuples FROM pg_class WHERE relname = 'job'")))
+        live = session.scalar(text("SELECT count(*) FROM job"))
+        count = max(0, int(1000 + STATISTICS_GROWTH * known) + beyond_threshold - live)
+        with transaction(session):
+            bulk.insert_rows(session, table(Job), [job_row(scope, f"{prefix}{n}", {})
+                                                   for n in range(count)])
+        self.wait_for_statistics(session, lambda: session.scalar(text(
+            "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'job'"))
+            >= live + count)
+        return live + count
 
     @staticmethod
     def wait_for_statistics(session, reported) -> None:
