@@ -4,9 +4,9 @@ A bill run moves each service's billed_through. An updated row's new version goe
 same page when there is room (a heap-only update), and then none of the table's indexes
 changes; on a full page it goes elsewhere and every index gains an entry. With the
 pages filled only half, a run of 20,000 accounts (60,000 services) spent 0.45 s of
-PostgreSQL's time on those updates instead of 2.65 s. Steady state is about the same
-size either way: every row is rewritten each cycle, so a full table grows into the
-space anyway. New pages only: existing rows move as they are updated (or at VACUUM FULL).
+PostgreSQL's time on those updates instead of 2.65 s. The table takes twice the space;
+one whose every row is rewritten each cycle should grow toward that size anyway (by
+reasoning, not measured). New pages only: existing rows move as they are updated (or at VACUUM FULL).
 PostgreSQL only; SQLite has no such setting.
 
 Revision ID: 0014

@@ -139,8 +139,8 @@ def lock_invoices(session: Session, invoice_ids: Sequence[str]) -> dict[str, Inv
 
 
 # Built once (every payment runs it); a payment names a few invoices, so a plain IN list.
-# The rows as locked replace what the session read of them before (without it, an invoice
-# read before a concurrent payment's commit kept that payment's amount unpaid).
+# The rows as locked replace what the session read of them before: an invoice it still
+# held from a read before a concurrent payment's commit would show that payment unpaid.
 _LOCK_INVOICES = (select(Invoice).where(Invoice.id.in_(bindparam("ids", expanding=True)))
                   .order_by(Invoice.id).with_for_update()
                   .execution_options(populate_existing=True))
