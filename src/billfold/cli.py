@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -17,7 +18,7 @@ from typing import Annotated, Literal, cast
 import typer
 from sqlalchemy.orm import Session, sessionmaker
 
-from billfold.core import clock, heap, jobs
+from billfold.core import affinity, clock, heap, jobs
 from billfold.core.config import Settings, get_settings
 from billfold.core.db import make_engine, make_sessionmaker, transaction
 from billfold.core.scope import Mode, Scope
@@ -230,12 +231,20 @@ def serve(
     processes: Annotated[int, typer.Option(
         min=1, max=64, help="API processes (more than one: for PostgreSQL; on SQLite one "
                             "process serves best, its writers take turns in-process)")] = 1,
+    pin_cpus: Annotated[bool | None, typer.Option(
+        "--pin-cpus/--no-pin-cpus",
+        help="Keep each API process on a CPU of its own (default: BILLFOLD_PIN_CPUS, on)")
+    ] = None,
 ) -> None:
     """Run the HTTP API (and one worker, unless --no-worker)."""
     import uvicorn
 
     from billfold.web.app import create_app
 
+    if pin_cpus is not None:
+        # Through the environment, so the processes of --processes N read it too.
+        os.environ["BILLFOLD_PIN_CPUS"] = "true" if pin_cpus else "false"
+        get_settings.cache_clear()
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=settings.log_level)
@@ -253,6 +262,9 @@ def serve(
         return
     app = create_app(settings, engine)
     heap.settle()
+    if settings.pin_cpus:
+        # After the worker thread started: it keeps every core for its renders.
+        affinity.pin_to_free_cpu()
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
 
 

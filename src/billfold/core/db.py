@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -107,16 +107,31 @@ def normalise_url(url: str) -> str:
     return url
 
 
+POOL_SIZE = 10
+POOL_OVERFLOW = 20
+
+
+def _is_file_database(url: str) -> bool:
+    database = make_url(url).database
+    return bool(database) and database != ":memory:" and "mode=memory" not in url
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        if _is_file_database(url):
+            # As many pooled connections as PostgreSQL gets: with SQLAlchemy's default of
+            # five, eight concurrent requests opened and closed connections (and ran the
+            # pragmas of each new one) all the time, a tenth of a pay session's cost.
+            kwargs.setdefault("pool_size", POOL_SIZE)
+            kwargs.setdefault("max_overflow", POOL_OVERFLOW)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    kwargs.setdefault("max_overflow", POOL_OVERFLOW)
     engine = create_engine(url, **kwargs)
     _ping_when_idle(engine)
     return engine

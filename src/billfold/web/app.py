@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from billfold import __version__
-from billfold.core import heap
+from billfold.core import affinity, heap
 from billfold.core.config import Settings, get_settings
 from billfold.core.db import make_engine, make_sessionmaker
 from billfold.payments import setup as payment_setup
@@ -80,4 +80,6 @@ def serving_app() -> FastAPI:
     """The application as each process of ``billfold serve --processes N`` builds it."""
     app = create_app()
     heap.settle()
+    if app.state.settings.pin_cpus:
+        affinity.pin_to_free_cpu()
     return app
