@@ -6,12 +6,13 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, Table, bindparam, inspect, select
 from sqlalchemy.orm import Session
 
 from billfold.access.models import ApiKey
-from billfold.core import clock, ids
+from billfold.core import clock, db, ids
 from billfold.core.errors import NotFound, Unauthorized, invalid
 from billfold.core.scope import MODES, Mode, Scope
 from billfold.tenants import service as tenants
@@ -43,13 +44,19 @@ def create_api_key(session: Session, *, tenant_id: str, mode: str) -> IssuedKey:
 
 
 # Built once: every request runs it, and building a statement costs more than running it.
+# The key's columns and the tenant's settings row (nearly every request reads the
+# settings), as plain columns run past the ORM (db.run); the settings become an instance
+# here, the way a query would build it.
+_SETTINGS_COLUMNS = tuple(cast(Table, TenantSettings.__table__).columns)
+_SETTINGS_ATTRIBUTES = tuple(inspect(TenantSettings).get_property_by_column(column).key
+                             for column in _SETTINGS_COLUMNS)
 _KEY_AND_SETTINGS = (
-    # The key's columns, not the ORM object: nothing changes it here, and building one
-    # costs more than the lookup.
-    select(ApiKey.key_hash, ApiKey.revoked_at, ApiKey.tenant_id, ApiKey.mode, TenantSettings)
+    select(ApiKey.key_hash, ApiKey.revoked_at, ApiKey.tenant_id, ApiKey.mode,
+           *(column.label(f"settings_{column.key}") for column in _SETTINGS_COLUMNS))
     .join(TenantSettings, (TenantSettings.tenant_id == ApiKey.tenant_id)
           & (TenantSettings.mode == ApiKey.mode))
     .where(ApiKey.key_hash == bindparam("digest")))
+_KEY_COLUMNS = 4
 
 
 def authenticate(session: Session, secret: str) -> Scope:
@@ -57,20 +64,28 @@ def authenticate(session: Session, secret: str) -> Scope:
     if not secret.startswith(("bf_test_", "bf_live_")) or len(secret) > 100:
         raise Unauthorized()
     digest = _digest(secret)
-    # The tenant's settings come in the same query: nearly every request reads them, and
-    # they stay cached for the rest of this transaction.
-    found = session.execute(_KEY_AND_SETTINGS, {"digest": digest}).one_or_none()
+    found = db.run(session, _KEY_AND_SETTINGS, {"digest": digest}).one_or_none()
     # The lookup is by digest; comparing the digests again in constant time keeps the
     # final decision independent of how much of the value matched.
     if found is None:
         raise Unauthorized()
-    key_hash, revoked_at, tenant_id, key_mode, settings = found
+    key_hash, revoked_at, tenant_id, key_mode = found[:_KEY_COLUMNS]
     if not hmac.compare_digest(key_hash, digest) or revoked_at is not None:
         raise Unauthorized()
     mode: Mode = "live" if key_mode == "live" else "test"
     scope = Scope(tenant_id, mode)
-    tenants.remember_settings(session, scope, settings)
+    # They stay cached for the rest of this transaction.
+    tenants.remember_settings(session, scope, _settings_instance(session, found))
     return scope
+
+
+def _settings_instance(session: Session, row: Row[Any]) -> TenantSettings:
+    key = session.identity_key(TenantSettings, (row.settings_tenant_id, row.settings_mode))
+    known = session.identity_map.get(key)
+    if known is not None:  # loaded earlier in this session: that one is current
+        return cast(TenantSettings, known)
+    values = dict(zip(_SETTINGS_ATTRIBUTES, row[_KEY_COLUMNS:], strict=True))
+    return cast(TenantSettings, db.persisted(session, TenantSettings, values))
 
 
 def revoke_api_key(session: Session, *, tenant_id: str, key_id: str) -> ApiKey:

@@ -14,7 +14,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from billfold.access import payers as payer_users
-from billfold.core import clock, ids
+from billfold.core import clock, db, ids
 from billfold.core.db import among, persisted
 from billfold.core.errors import BillfoldError, Conflict, FieldError, NotFound, ValidationFailed
 from billfold.core.scope import Scope
@@ -111,7 +111,7 @@ def new_session(session: Session, scope: Scope, *, kind: str, currency: str,
         "payment_id": None, "created_at": now, "paid_at": None,
         "expires_at": _expiry(session, scope, settings.pay_session_minutes)}
     # One prebuilt INSERT rather than a unit-of-work flush: sessions are made at a rate.
-    session.execute(_INSERT_SESSION, values)
+    db.run(session, _INSERT_SESSION, values)
     return Created(persisted(session, PaySession, values), token)
 
 
@@ -149,7 +149,7 @@ def create_native(session: Session, scope: Scope, *, invoices: Sequence[Mapping[
     if not 1 <= len(invoices) <= MAX_LINES:
         problems.append(FieldError("invoices", f"give 1 to {MAX_LINES} invoices"))
     wanted = [str(i.get("invoice_id")) for i in invoices if i.get("invoice_id")]
-    found = {row.id: row for row in session.execute(_PAYABLE, {
+    found = {row.id: row for row in db.run(session, _PAYABLE, {
         "tenant": scope.tenant_id, "mode": scope.mode, "ids": wanted})} if wanted else {}
     lines, currencies = [], set()
     for index, raw in enumerate(invoices):
