@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -193,6 +194,26 @@ class TestRecordedPayments:
         paid = till.reread(invoice)
         assert (paid.status, paid.amount_paid_minor) == ("paid", 1000)
         assert till.balances() == {"receivable": {"USD": 0}, "unapplied_cash": {}}
+
+    @pytest.mark.postgres_only
+    def test_the_account_locked_when_read_is_not_locked_again(self, till: Till) -> None:
+        invoice = till.invoice(1000)
+        locks: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if "FOR UPDATE" in statement and "FROM billing_account" in statement:
+                locks.append(statement)
+
+        engine = till.factory.kw["bind"]
+        sa_event.listen(engine, "before_cursor_execute", seen)
+        try:
+            recording.record(till.factory, lambda scope: till.gateway, till.scope,
+                             billing_account_id=till.account.id, amount_minor=1000,
+                             method="check", invoice_ids=[invoice.id])
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", seen)
+        assert len(locks) == 1  # the read of the account, its customer and tenant
+        assert till.reread(invoice).status == "paid"
 
     def test_refuses_an_invoice_of_another_account(self, till: Till) -> None:
         other = till.desk.new_account("Other Co")

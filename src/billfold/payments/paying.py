@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from billfold.core import clock, ids, sequences
+from billfold.core import clock, ids, sequences, txcache
 from billfold.core.db import is_postgres, transaction
 from billfold.core.errors import Conflict, FieldError, ValidationFailed
 from billfold.core.scope import Scope
@@ -309,9 +309,25 @@ def open_invoice_ids(session: Session, scope: Scope, billing_account_id: str) ->
 
 def lock_accounts(session: Session, account_ids: set[str]) -> None:
     """Lock billing accounts in id order: what changes an account's money takes turns.
-    (SQLite needs no row locks: a transaction there holds the one writer's lock from its
-    first statement.)"""
-    if account_ids and is_postgres(session):
+    Accounts this transaction locked already (here, or read FOR UPDATE and noted with
+    locked_already) are not asked for again. (SQLite needs no row locks: a transaction
+    there holds the one writer's lock from its first statement.)"""
+    if not account_ids or not is_postgres(session):
+        return
+    held: set[str] = txcache.cached(session, _LOCKED_ACCOUNTS, set)
+    wanted = sorted(account_ids - held)
+    if wanted:
         session.execute(select(BillingAccount.id).where(
-            BillingAccount.id.in_(sorted(account_ids))).order_by(BillingAccount.id)
-            .with_for_update())
+            BillingAccount.id.in_(wanted)).order_by(BillingAccount.id).with_for_update())
+        held.update(wanted)
+
+
+def locked_already(session: Session, account_ids: set[str]) -> None:
+    """Note accounts this transaction has just read FOR UPDATE: lock_accounts skips them
+    for the rest of the transaction (a savepoint's end forgets them, with its locks)."""
+    if is_postgres(session):
+        held: set[str] = txcache.cached(session, _LOCKED_ACCOUNTS, set)
+        held.update(account_ids)
+
+
+_LOCKED_ACCOUNTS = "billfold.locked_accounts"

@@ -122,6 +122,7 @@ def _new(session: Session, scope: Scope, *, billing_account_id: str, amount_mino
         raise ValidationFailed([FieldError("billing_account_id", "no such billing account",
                                            "not_found")])
     account = found[0]
+    paying.locked_already(session, {account.id})
     if not isinstance(amount_minor, int) or not 1 <= amount_minor <= MAX_MINOR:
         problems.append(FieldError("amount_minor", f"must be from 1 to {MAX_MINOR}"))
     if method not in OFFLINE_METHODS + GATEWAY_METHODS:
