@@ -4,6 +4,9 @@ refunds, voids, ACH returns, chargebacks, lost outcomes and the test clock."""
 from __future__ import annotations
 
 import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -244,6 +247,39 @@ class TestRefunds:
         assert till.reread(invoice).status == "open"
         with pytest.raises(Conflict):
             after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id)
+
+    def test_two_refunds_of_one_payment_at_once_never_give_back_more_than_it_took(
+            self, till: Till, monkeypatch: pytest.MonkeyPatch) -> None:
+        # Each asks for 600 of 1,000. The gateway takes a moment for each refund, so the
+        # second asks while the first is still with the gateway (or just after it).
+        invoice = till.invoice(1000)
+        payment = till.pay(till.pay_session(invoice))
+        refund_at_gateway = till.gateway.refund
+
+        def slow_refund(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(0.2)
+            return refund_at_gateway(*args, **kwargs)
+
+        monkeypatch.setattr(till.gateway, "refund", slow_refund)
+        both_there = threading.Barrier(2, timeout=5)
+
+        def refund() -> Any:
+            both_there.wait()
+            try:
+                return after.refund(till.factory, till.gateway, till.scope,
+                                    payment_id=payment.id, amount_minor=600)
+            except (Conflict, ValidationFailed) as refused:
+                return refused
+
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = [f.result() for f in [pool.submit(refund), pool.submit(refund)]]
+        done = [o for o in outcomes if not isinstance(o, Exception)]
+        assert [o.status for o in done] == ["succeeded"]
+        assert len(outcomes) - len(done) == 1
+        refunded = till.payment(payment.id)
+        assert (refunded.refunded_minor, refunded.status) == (600, "partially_refunded")
+        assert till.reread(invoice).amount_due_minor == 600
+        assert till.balances()["receivable"] == {"USD": 600}
 
     def test_refuses_more_than_is_left(self, till: Till) -> None:
         payment = till.pay(till.pay_session(till.invoice(1000)))
