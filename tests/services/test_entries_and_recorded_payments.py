@@ -215,6 +215,28 @@ class TestRecordedPayments:
         assert len(locks) == 1  # the read of the account, its customer and tenant
         assert till.reread(invoice).status == "paid"
 
+    @pytest.mark.postgres_only
+    def test_invoices_named_are_read_once_locked(self, till: Till) -> None:
+        first, second = till.invoice(1000), till.invoice(2000)
+        reads: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if statement.startswith("SELECT") and "FROM invoice" in statement:
+                reads.append(statement)
+
+        engine = till.factory.kw["bind"]
+        sa_event.listen(engine, "before_cursor_execute", seen)
+        try:
+            recording.record(till.factory, lambda scope: till.gateway, till.scope,
+                             billing_account_id=till.account.id, amount_minor=2500,
+                             method="check", invoice_ids=[second.id, first.id])
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", seen)
+        assert len(reads) == 1
+        assert "FOR UPDATE" in reads[0]
+        assert till.reread(second).status == "paid"
+        assert till.reread(first).amount_due_minor == 500
+
     def test_refuses_an_invoice_of_another_account(self, till: Till) -> None:
         other = till.desk.new_account("Other Co")
         invoice = till.invoice(1000, account=other)

@@ -13,7 +13,7 @@ part they take back; a won chargeback posts them again.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import cast
@@ -21,7 +21,8 @@ from typing import cast
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from billfold.core import clock, ids
+from billfold.core import clock, ids, txcache
+from billfold.core.db import is_postgres
 from billfold.core.scope import Scope
 from billfold.invoicing import service as invoicing
 from billfold.invoicing.models import Invoice
@@ -131,11 +132,29 @@ def posting_last(session: Session, scope: Scope) -> Iterator[None]:
 
 
 def lock_invoices(session: Session, invoice_ids: Sequence[str]) -> dict[str, Invoice]:
-    """The invoices, locked in id order (no lock-order deadlocks between payments)."""
+    """The invoices, locked in id order (no lock-order deadlocks between payments).
+    When this transaction locked all of them already (``invoices_locked``), those are
+    returned as they are, with no statement."""
     wanted = sorted(set(invoice_ids))
     if not wanted:
         return {}
+    held: dict[str, Invoice] = txcache.cached(session, _LOCKED_INVOICES, dict)
+    if all(i in held for i in wanted):
+        return {i: held[i] for i in wanted}
     return {i.id: i for i in session.scalars(_LOCK_INVOICES, {"ids": wanted})}
+
+
+def invoices_locked(session: Session, invoices: Iterable[Invoice]) -> None:
+    """Note invoices this transaction has just read FOR UPDATE, with populate_existing
+    (so they are the rows as locked): lock_invoices returns them, for as long as the
+    transaction lasts (a savepoint's end forgets them, with its locks). SQLite needs no
+    row locks and keeps none of this: there lock_invoices reads as before."""
+    if is_postgres(session):
+        held: dict[str, Invoice] = txcache.cached(session, _LOCKED_INVOICES, dict)
+        held.update((invoice.id, invoice) for invoice in invoices)
+
+
+_LOCKED_INVOICES = "billfold.locked_invoices"
 
 
 # Built once (every payment runs it); a payment names a few invoices, so a plain IN list.

@@ -18,7 +18,7 @@ from billfold.core.errors import FieldError, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount, Customer
 from billfold.invoicing.models import Invoice
-from billfold.payments import paying, sessions
+from billfold.payments import ledgering, paying, sessions
 from billfold.payments.gateways.base import ChargeRequest, Gateway, GatewayTimeout, SavedInstrument
 from billfold.payments.models import Payment
 from billfold.tenants import service as tenants
@@ -76,9 +76,14 @@ _ACCOUNT = (
     # share of the account row (the foreign key), and two payments on one account that
     # both held that and then asked to lock the account (paying.apply) deadlocked.
     .with_for_update(of=BillingAccount))
-_INVOICES = select(Invoice).where(
-    Invoice.tenant_id == bindparam("tenant"), Invoice.mode == bindparam("mode"),
-    Invoice.id.in_(bindparam("ids", expanding=True)))
+# Locked as they are read, in id order after the account (the order paying.apply locks
+# in): applying the money then reads them no more (ledgering.lock_invoices). The rows as
+# locked replace anything the session held of them.
+_INVOICES = (
+    select(Invoice).where(
+        Invoice.tenant_id == bindparam("tenant"), Invoice.mode == bindparam("mode"),
+        Invoice.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Invoice.id).with_for_update().execution_options(populate_existing=True))
 
 
 def _charge(factory: Callable[[], Session], gateway: Gateway, scope: Scope, payment_id: str,
@@ -158,6 +163,7 @@ def _lines(session: Session, scope: Scope, account: BillingAccount, invoice_ids:
         return [{**holder, "pay_minor": amount_minor, "oldest_first": True}]
     found = {i.id: i for i in session.scalars(_INVOICES, {
         "tenant": scope.tenant_id, "mode": scope.mode, "ids": invoice_ids})}
+    ledgering.invoices_locked(session, found.values())
     lines, left = [], amount_minor if isinstance(amount_minor, int) else 0
     for index, invoice_id in enumerate(invoice_ids):
         invoice = found.get(invoice_id)
