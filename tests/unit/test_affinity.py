@@ -89,3 +89,14 @@ def test_a_cpu_given_up_by_an_exited_process_is_taken_again(tmp_path: Path) -> N
         assert line.split(" ", 1)[0] == str(allowed[0])
     finally:
         _stop(second)
+
+
+def test_with_nowhere_to_claim_a_cpu_the_process_stays_unpinned(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    child, line = _start(blocked / "cpus")
+    allowed = sorted(os.sched_getaffinity(0))
+    try:
+        assert line == f"None {allowed} {allowed} {allowed}"
+    finally:
+        _stop(child)

@@ -45,7 +45,10 @@ def pin_to_free_cpu(directory: Path | None = None) -> int | None:
     if len(allowed) < 2:
         return None
     directory = directory or lock_directory()
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:  # nowhere to claim a CPU: run unpinned rather than not at all
+        return None
     with contextlib.suppress(OSError):  # every user's Billfold claims CPUs here
         directory.chmod(0o1777)
     for cpu in allowed:
