@@ -220,27 +220,32 @@ def _ledger_account_ids(session: Session, scope: Scope,
 
 def _find_ledger_accounts(session: Session, scope: Scope, keys: list[tuple[str, str]]
                           ) -> dict[tuple[str, str], str]:
-    """The ids of the ledger accounts with these (key, currency) pairs. The currency is in
-    the condition so the lookup uses the unique index (tenant, mode, currency, key) to the
-    end: by key alone it read every ledger account of the tenant, one per billing account,
-    on every payment. Pairs of a currency and a key that were not asked for together are
-    dropped after."""
-    rows = session.execute(_LEDGER_ACCOUNTS[session.get_bind().dialect.name], {
-        "tenant": scope.tenant_id, "mode": scope.mode,
-        "currencies": sorted({currency for _, currency in keys}),
-        "keys": sorted({key for key, _ in keys})})
-    wanted = set(keys)
-    return {(key, currency): account_id for key, currency, account_id in rows
-            if (key, currency) in wanted}
+    """The ids of the ledger accounts with these (key, currency) pairs: one lookup per
+    currency (nearly always one), by the unique index (tenant, mode, currency, key) to the
+    end. By key alone it read every ledger account of the tenant. The currency is one
+    value, not an array: PostgreSQL's generic plan for a prepared statement counts ten
+    entries for an array it cannot see, and with two arrays (a hundred index probes) it
+    chose to read the whole table instead — 0.55 ms for 2,000 ledger accounts and growing
+    with them, against 0.02 ms by the index (EXPLAIN ANALYZE of both plans)."""
+    statement = _LEDGER_ACCOUNTS[session.get_bind().dialect.name]
+    by_currency: dict[str, set[str]] = defaultdict(set)
+    for key, currency in keys:
+        by_currency[currency].add(key)
+    found: dict[tuple[str, str], str] = {}
+    for currency, wanted in sorted(by_currency.items()):
+        found.update(((key, currency), account_id) for key, account_id in session.execute(
+            statement, {"tenant": scope.tenant_id, "mode": scope.mode, "currency": currency,
+                        "keys": sorted(wanted)}))
+    return found
 
 
-def _accounts_statement(dialect: str) -> Select[str, str, str]:
+def _accounts_statement(dialect: str) -> Select[str, str]:
     """Built once per dialect: every posting runs it. A bill-run batch asks for hundreds of
-    keys, so on PostgreSQL the lists are array parameters: the statement's text stays the
-    same whatever their length."""
-    return select(LedgerAccount.key, LedgerAccount.currency, LedgerAccount.id).where(
+    keys, so on PostgreSQL the keys are an array parameter: the statement's text stays the
+    same whatever their number."""
+    return select(LedgerAccount.key, LedgerAccount.id).where(
         LedgerAccount.tenant_id == bindparam("tenant"), LedgerAccount.mode == bindparam("mode"),
-        among_parameter(dialect, LedgerAccount.currency, "currencies"),
+        LedgerAccount.currency == bindparam("currency"),
         among_parameter(dialect, LedgerAccount.key, "keys"))
 
 

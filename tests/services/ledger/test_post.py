@@ -202,9 +202,51 @@ def test_the_ledger_account_lookup_uses_the_whole_unique_index(engine):
     from billfold.ledger.service import _LEDGER_ACCOUNTS
 
     statement = _LEDGER_ACCOUNTS["sqlite"].params(
-        tenant="t", mode="test", currencies=["USD"], keys=["receivable:ba_1", "revenue"],
+        tenant="t", mode="test", currency="USD", keys=["receivable:ba_1", "revenue"],
     ).compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
     with engine.connect() as conn:
         plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
             f"EXPLAIN QUERY PLAN {statement}"))
     assert "currency=? AND key=?" in plan, plan
+
+
+def test_the_ledger_account_lookups_generic_plan_uses_the_index(own_db):
+    # PostgreSQL prepares a statement a connection runs often and may then plan it once
+    # for any parameters, counting ten entries for each array it cannot see.
+    session, scope = own_db
+    engine = session.get_bind()
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL plan")
+    import re
+
+    from sqlalchemy.dialects import postgresql
+
+    from billfold.core import bulk
+    from billfold.ledger.models import LedgerAccount
+    from billfold.ledger.service import _LEDGER_ACCOUNTS
+
+    with transaction(session):  # one tenant's accounts, as in a single biller's database
+        accounts = [ids.new_id("billing_account") for _ in range(2000)]
+        bulk.insert_rows(session, LedgerAccount.__table__, [
+            {"id": ids.new_id("ledger_account"), "tenant_id": scope.tenant_id,
+             "mode": scope.mode, "kind": "receivable", "currency": "USD",
+             "billing_account_id": account, "key": f"receivable:{account}",
+             "balance_minor": 0, "created_at": DAY_AT} for account in accounts])
+    sql = str(_LEDGER_ACCOUNTS["postgresql"].compile(dialect=postgresql.dialect()))
+    names = re.findall(r"%\((\w+)\)s", sql)
+    prepared = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", sql)
+    values = {"tenant": scope.tenant_id, "mode": scope.mode, "currency": "USD",
+              "keys": f"{{receivable:{accounts[0]},receivable:{accounts[1]}}}"}
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE ledger_account")
+        conn.exec_driver_sql(f"PREPARE lookup AS {prepared}")
+        conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        arguments = ", ".join(f"'{values[name]}'" for name in names)
+        plan = "\n".join(conn.exec_driver_sql(
+            f"EXPLAIN EXECUTE lookup({arguments})").scalars())
+        conn.rollback()
+    assert "Index Scan using uq_ledger_account_tenant_id_mode_currency_key" in plan, plan
+    # One currency a statement: the plan's cost then does not grow with the accounts
+    # asked for in a second array (with it, on a bench tenant's 2,000 accounts, the generic
+    # plan read the whole table: 0.55 ms against 0.02 ms, EXPLAIN ANALYZE).
+    assert re.search(r"\(currency\)::text = \(\$\d\)::text", plan), plan
