@@ -215,7 +215,6 @@ class TestRecordedPayments:
         assert len(locks) == 1  # the read of the account, its customer and tenant
         assert till.reread(invoice).status == "paid"
 
-    @pytest.mark.postgres_only
     def test_invoices_named_are_read_once_locked(self, till: Till) -> None:
         first, second = till.invoice(1000), till.invoice(2000)
         reads: list[str] = []
@@ -233,7 +232,8 @@ class TestRecordedPayments:
         finally:
             sa_event.remove(engine, "before_cursor_execute", seen)
         assert len(reads) == 1
-        assert "FOR UPDATE" in reads[0]
+        if engine.dialect.name == "postgresql":  # SQLite: the writer's lock, from BEGIN
+            assert "FOR UPDATE" in reads[0]
         assert till.reread(second).status == "paid"
         assert till.reread(first).amount_due_minor == 500
 

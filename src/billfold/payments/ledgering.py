@@ -22,7 +22,6 @@ from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids, txcache
-from billfold.core.db import is_postgres
 from billfold.core.scope import Scope
 from billfold.invoicing import service as invoicing
 from billfold.invoicing.models import Invoice
@@ -147,11 +146,11 @@ def lock_invoices(session: Session, invoice_ids: Sequence[str]) -> dict[str, Inv
 def invoices_locked(session: Session, invoices: Iterable[Invoice]) -> None:
     """Note invoices this transaction has just read FOR UPDATE, with populate_existing
     (so they are the rows as locked): lock_invoices returns them, for as long as the
-    transaction lasts (a savepoint's end forgets them, with its locks). SQLite needs no
-    row locks and keeps none of this: there lock_invoices reads as before."""
-    if is_postgres(session):
-        held: dict[str, Invoice] = txcache.cached(session, _LOCKED_INVOICES, dict)
-        held.update((invoice.id, invoice) for invoice in invoices)
+    transaction lasts (a savepoint's end forgets them, with its locks). On SQLite a read
+    is as good as the lock: every transaction there holds the one writer's lock from its
+    first statement (BEGIN IMMEDIATE), so no one can change them meanwhile."""
+    held: dict[str, Invoice] = txcache.cached(session, _LOCKED_INVOICES, dict)
+    held.update((invoice.id, invoice) for invoice in invoices)
 
 
 _LOCKED_INVOICES = "billfold.locked_invoices"
