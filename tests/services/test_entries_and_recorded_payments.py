@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
@@ -198,41 +199,17 @@ class TestRecordedPayments:
     @pytest.mark.postgres_only
     def test_the_account_locked_when_read_is_not_locked_again(self, till: Till) -> None:
         invoice = till.invoice(1000)
-        locks: list[str] = []
-
-        def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            if "FOR UPDATE" in statement and "FROM billing_account" in statement:
-                locks.append(statement)
-
-        engine = till.factory.kw["bind"]
-        sa_event.listen(engine, "before_cursor_execute", seen)
-        try:
-            recording.record(till.factory, lambda scope: till.gateway, till.scope,
-                             billing_account_id=till.account.id, amount_minor=1000,
-                             method="check", invoice_ids=[invoice.id])
-        finally:
-            sa_event.remove(engine, "before_cursor_execute", seen)
+        locks = record_watching(till, lambda s: "FOR UPDATE" in s and "FROM billing_account" in s,
+                                amount_minor=1000, invoice_ids=[invoice.id])
         assert len(locks) == 1  # the read of the account, its customer and tenant
         assert till.reread(invoice).status == "paid"
 
     def test_invoices_named_are_read_once_locked(self, till: Till) -> None:
         first, second = till.invoice(1000), till.invoice(2000)
-        reads: list[str] = []
-
-        def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            if statement.startswith("SELECT") and "FROM invoice" in statement:
-                reads.append(statement)
-
-        engine = till.factory.kw["bind"]
-        sa_event.listen(engine, "before_cursor_execute", seen)
-        try:
-            recording.record(till.factory, lambda scope: till.gateway, till.scope,
-                             billing_account_id=till.account.id, amount_minor=2500,
-                             method="check", invoice_ids=[second.id, first.id])
-        finally:
-            sa_event.remove(engine, "before_cursor_execute", seen)
+        reads = record_watching(till, lambda s: s.startswith("SELECT") and "FROM invoice" in s,
+                                amount_minor=2500, invoice_ids=[second.id, first.id])
         assert len(reads) == 1
-        if engine.dialect.name == "postgresql":  # SQLite: the writer's lock, from BEGIN
+        if till.factory.kw["bind"].dialect.name == "postgresql":  # SQLite: the writer's lock
             assert "FOR UPDATE" in reads[0]
         assert till.reread(second).status == "paid"
         assert till.reread(first).amount_due_minor == 500
@@ -247,3 +224,22 @@ class TestRecordedPayments:
         assert refused.value.errors[0].field == "invoice_ids[0]"
         with till.factory() as s:
             assert s.scalars(select(Invoice.status).where(Invoice.id == invoice.id)).one() == "open"
+
+
+def record_watching(till: Till, wanted: Callable[[str], bool], **payment: Any) -> list[str]:
+    """Record a check payment on the till's account; the statements it ran that ``wanted``
+    picks out."""
+    seen: list[str] = []
+
+    def watch(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if wanted(statement):
+            seen.append(statement)
+
+    engine = till.factory.kw["bind"]
+    sa_event.listen(engine, "before_cursor_execute", watch)
+    try:
+        recording.record(till.factory, lambda scope: till.gateway, till.scope,
+                         billing_account_id=till.account.id, method="check", **payment)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", watch)
+    return seen
