@@ -41,6 +41,38 @@ def test_every_declared_route_is_still_found(app):
         assert _served(app, method, concrete), f"{method} {path}"
 
 
+def test_no_path_is_served_by_two_routers(app):
+    # create_app includes the payments routers first, to be asked first: that changes
+    # nothing else only while no router's route matches a path another router serves.
+    routes = []
+
+    def walk(found: list[BaseRoute], prefix: str, router: int) -> None:
+        for route in found:
+            if isinstance(route, _IncludedRouter):
+                walk(route.original_router.routes, prefix + route.include_context.prefix,
+                     router)
+            elif isinstance(route, APIRoute):
+                routes.append((router, route.methods, prefix + route.path))
+
+    for number, route in enumerate(app.router.routes):
+        if isinstance(route, _IncludedRouter):
+            walk([route], "", number)
+
+    def pattern(path: str) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{[^}:]*:path\}", ".+",
+                                       re.sub(r"\{[^}:]*\}", "[^/]+", path)) + "$")
+
+    def concrete(path: str) -> str:
+        return re.sub(r"\{[^}]*:path\}", "a/b", re.sub(r"\{[^}:]*\}", "x1", path))
+
+    assert len(routes) > 100
+    shared = [(path, other) for router, methods, path in routes
+              for other_router, other_methods, other in routes
+              if router != other_router and methods & other_methods
+              and pattern(path).match(concrete(other))]
+    assert shared == []
+
+
 def test_a_path_no_router_serves_matches_nothing(app):
     assert not _served(app, "GET", "/v1/no_such_things")
     assert not _served(app, "GET", "/portalx/invoices")
