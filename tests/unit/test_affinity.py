@@ -100,3 +100,27 @@ def test_with_nowhere_to_claim_a_cpu_the_process_stays_unpinned(tmp_path: Path) 
         assert line == f"None {allowed} {allowed} {allowed}"
     finally:
         _stop(child)
+
+
+# What an API process of `billfold serve --processes N` does at start (web.app.serving_app),
+# with its CPU claims in a directory of the test's own.
+SERVING = textwrap.dedent("""
+    import os
+    from billfold.web.app import serving_app
+    serving_app()
+    print(sorted(os.sched_getaffinity(0)))
+""")
+
+
+@pytest.mark.parametrize(("setting", "pinned"), [("true", True), ("false", False)])
+def test_an_api_process_pins_itself_unless_the_setting_is_off(
+        tmp_path: Path, setting: str, pinned: bool) -> None:
+    (tmp_path / "tmp").mkdir()
+    env = os.environ | {"BILLFOLD_PIN_CPUS": setting, "TMPDIR": str(tmp_path / "tmp"),
+                        "BILLFOLD_DATA_DIR": str(tmp_path / "data"),
+                        "BILLFOLD_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}"}
+    out = subprocess.run([sys.executable, "-c", SERVING], env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout.strip()
+    allowed = sorted(os.sched_getaffinity(0))
+    assert out == str([allowed[0]] if pinned else allowed)
+    assert (tmp_path / "tmp" / "billfold-cpus").exists() is pinned

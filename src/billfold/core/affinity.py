@@ -26,9 +26,7 @@ from pathlib import Path
 from typing import IO
 
 _LOCK_DIRECTORY = "billfold-cpus"
-# The lock file of this process's CPU (open until the process exits) and the CPUs the
-# pinned thread could run on before.
-_held: list[tuple[IO[str], set[int]]] = []
+_held: list[IO[str]] = []  # the lock file of this process's CPU, open until it exits
 
 
 def lock_directory() -> Path:
@@ -56,18 +54,9 @@ def pin_to_free_cpu(directory: Path | None = None) -> int | None:
         if claim is None:
             continue
         os.sched_setaffinity(0, {cpu})
-        _held.append((claim, set(allowed)))
+        _held.append(claim)
         return cpu
     return None
-
-
-def release() -> None:
-    """Give the CPU back: the calling thread may run anywhere it could before."""
-    while _held:
-        claim, allowed = _held.pop()
-        if sys.platform == "linux":
-            os.sched_setaffinity(0, allowed)
-        claim.close()
 
 
 def _claim(path: Path) -> IO[str] | None:
