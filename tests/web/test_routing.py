@@ -94,3 +94,25 @@ def test_a_plain_route_runs_in_one_worker_thread_and_its_result_is_checked():
     assert threads[0] != threading.main_thread().name
     # The function itself stays a plain function for callers outside HTTP.
     assert get_thing(3) == {"value": 3, "not_in_the_model": "e"}
+
+
+def test_every_request_gives_its_database_connection_back(client, engine):
+    # The request's session is made by its dependencies and closed by RequestGuard once
+    # the response is sent, whatever the outcome; a read that never committed included.
+    requests = [
+        ("GET", "/v1/customers", None, 200),
+        ("POST", "/v1/customers", {"company_name": "Acme"}, 422),  # no billing account
+        ("POST", "/v1/pay_sessions", {"invoices": "none"}, 422),
+        ("GET", "/v1/customers/cus_missing", None, 404),
+        ("GET", "/v1/customers/cus_%00", None, 422),
+        ("GET", "/v1/nowhere", None, 404),
+        ("GET", "/pay/not-a-token", None, 404),
+        ("GET", "/healthz", None, 200),
+    ]
+    for method, path, body, status in requests:
+        response = client.request(method, path, json=body)
+        assert response.status_code == status, (path, response.text)
+        assert engine.pool.checkedout() == 0, path
+    client.headers["Authorization"] = "Bearer bf_test_unknown"
+    assert client.get("/v1/customers").status_code == 401
+    assert engine.pool.checkedout() == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI, Response
+from fastapi import FastAPI, Response
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -24,7 +24,7 @@ from billfold.web.api import (
     sso,
     tax,
 )
-from billfold.web.deps import DbSession, reject_nul_parameters
+from billfold.web.deps import DbSession
 from billfold.web.middleware import RequestGuard
 from billfold.web.pages import pay as pay_page
 from billfold.web.pages import portal, portal_auth, portal_autopay, portal_people, static_app
@@ -39,8 +39,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     settings = settings or get_settings()
     engine = engine or make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    app = FastAPI(title="Billfold", version=__version__, description=DESCRIPTION,
-                  dependencies=[Depends(reject_nul_parameters)])
+    app = FastAPI(title="Billfold", version=__version__, description=DESCRIPTION)
     app.state.settings, app.state.engine, app.state.sessions = settings, engine, sessions
     app.state.gateways = payment_setup.gateways(settings, sessions)
     problems.install(app)

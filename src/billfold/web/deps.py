@@ -2,44 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
-from anyio import to_thread
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
 from billfold.access import api_keys
 from billfold.core.errors import Unauthorized, invalid
 from billfold.core.scope import Scope
-from billfold.web.middleware import api_key_of
+from billfold.web.middleware import api_key_of, request_session
 
 # Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in a
 # worker thread, and each such hand-over (to the thread and back) costs more than what
 # these do. What touches the database stays in threads.
 
 
-async def reject_nul_parameters(request: Request) -> None:
-    """Refuse a NUL character in any path or query parameter: PostgreSQL cannot even
-    compare text holding one, so it would otherwise surface as a 500."""
-    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
-        if "\x00" in name or "\x00" in str(value):
-            raise invalid(name.replace("\x00", "\\0") or "(unnamed parameter)",
-                          "may not contain NUL characters")
+def nul_parameter(path_params: dict[str, Any], query_string: bytes) -> str | None:
+    """The name of a path or query parameter holding a NUL character, if one does (its
+    own name, when the NUL is in the name): PostgreSQL cannot even compare text holding
+    one, so such a request is refused before it reaches a route (routing.Router)."""
+    for name, value in path_params.items():
+        if "\x00" in str(value):
+            return name
+    if b"%00" not in query_string and b"\x00" not in query_string:
+        return None
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "\\0") or "(unnamed parameter)"
+    return None
 
 
-async def get_db(request: Request) -> AsyncIterator[Session]:
-    """A session for the request. Creating one does no I/O; closing one that still holds
-    a transaction (a read that never committed) rolls it back, in a worker thread."""
-    session: Session = request.app.state.sessions()
-    try:
-        yield session
-    finally:
-        if session.in_transaction():
-            await to_thread.run_sync(session.close)
-        else:
-            session.close()
+async def get_db(request: Request) -> Session:
+    """A session for the request (see request_session). Creating one does no I/O."""
+    return request_session(request)
 
 
 DbSession = Annotated[Session, Depends(get_db)]
@@ -89,10 +86,11 @@ def _caller(request: Request, db: Session) -> Caller:
     return Caller(db, secret)
 
 
-async def get_caller(request: Request, db: DbSession) -> Caller:
-    """The caller, its key not yet looked up (see Caller). A request with no key at all is
-    refused here, before anything else is checked."""
-    caller = _caller(request, db)
+async def get_caller(request: Request) -> Caller:
+    """The caller, its key not yet looked up (see Caller), to be looked up in the request's
+    own session. A request with no key at all is refused here, before anything else is
+    checked."""
+    caller = _caller(request, request_session(request))
     request.state.unverified_caller = caller
     return caller
 

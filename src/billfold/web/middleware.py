@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import MutableMapping
 from typing import Any
 
 from anyio import to_thread
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billfold.access import api_keys
@@ -53,14 +55,49 @@ def api_key_of(value: str) -> str | None:
     return keys[0] if len(keys) == 1 else None
 
 
+# The request's database session lives in its ASGI scope: made by whichever dependency
+# asks first (the route's ``db`` or its caller's; web.deps), closed by RequestGuard once
+# the response is sent. Plain functions, not a generator dependency: FastAPI's clean-up of
+# those (an exit stack entered and left per request) cost more than the session itself.
+SESSION = "billfold.session"
+
+
+def request_session(request: Request) -> Session:
+    session: Session | None = request.scope.get(SESSION)
+    if session is None:
+        session = request.scope[SESSION] = request.app.state.sessions()
+    return session
+
+
+async def close_request_session(scope: MutableMapping[str, Any]) -> None:
+    """Close the session a request used, if any; one that still holds a transaction (a
+    read that never committed) rolls it back, in a worker thread."""
+    session: Session | None = scope.pop(SESSION, None)
+    if session is None:
+        return
+    if session.in_transaction():
+        await to_thread.run_sync(session.close)
+    else:
+        session.close()
+
+
 class RequestGuard:
     def __init__(self, app: ASGIApp, *, settings: Settings, sessions: sessionmaker[Session]) -> None:
         self.app, self.settings, self.sessions = app, settings, sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in MUTATING:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        try:
+            if scope["method"] in MUTATING:
+                await self._guarded(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            await close_request_session(scope)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
         limit = self.settings.max_body_bytes
         declared = headers.get(b"content-length")
