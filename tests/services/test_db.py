@@ -1,15 +1,18 @@
 """How Billfold's engines talk to the database."""
 
+import secrets
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import cast
 
 import pytest
-from sqlalchemy import Table, select, text
+from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy.exc import IntegrityError
 
 from billfold.core import bulk, db, ids
 from billfold.core.db import transaction
 from billfold.ledger.models import LedgerAccount
+from billfold.payments.models import PaySession
 
 
 @pytest.mark.postgres_only
@@ -118,3 +121,67 @@ class TestArrayText:
             db.among_parameter("postgresql", LedgerAccount.key, "keys"))
         assert sorted(session.scalars(statement, {"keys": ["NULL", "comma,brace{}"]})) == [
             "NULL", "comma,brace{}"]
+
+
+class TestDirect:
+    """db.Direct runs a statement on the driver's cursor: what it writes and reads must be
+    exactly what SQLAlchemy would write and read."""
+
+    INSERT = db.Direct(cast(Table, PaySession.__table__).insert())
+    BY_ID = db.Direct(select(PaySession.id, PaySession.lines, PaySession.options,
+                             PaySession.allow_card, PaySession.expires_at,
+                             PaySession.paid_at, PaySession.view_mode)
+                      .where(PaySession.id == bindparam("id")))
+
+    def values(self, scope, **changes):
+        row = {"id": ids.new_id("pay_session"), "tenant_id": scope.tenant_id,
+               "mode": scope.mode, "token_hash": secrets.token_hex(32), "kind": "native",
+               "status": "open", "currency": "USD",
+               "lines": [{"key": "1", "amount": 12_500, "note": "Ünïcode \"quoted\""}],
+               "payers": [], "create_customer_record": False, "allow_card": True,
+               "allow_ach": False, "options": {"allow_remove": True, "nested": {"a": None}},
+               "return_url": None, "postback_url": None, "css_url": None,
+               "biller_reference": None, "view_mode": 1, "page_load_override": None,
+               "locale": None, "entry_id": None, "payment_id": None,
+               "expires_at": datetime(2026, 12, 6, 1, 2, 3, 456789, tzinfo=UTC),
+               "created_at": datetime(2026, 12, 6, 0, 0, tzinfo=UTC), "paid_at": None}
+        return row | changes
+
+    def test_a_row_written_directly_reads_back_the_same_through_the_orm(self, session, scope):
+        row = self.values(scope)
+        with transaction(session):
+            assert self.INSERT.run(session, row) == []
+        session.expunge_all()
+        loaded = session.get(PaySession, row["id"])
+        assert loaded is not None
+        for name, value in row.items():
+            assert getattr(loaded, name) == value, name
+
+    def test_a_row_written_by_the_orm_reads_back_the_same_directly(self, session, scope):
+        row = self.values(scope)
+        with transaction(session):
+            session.add(PaySession(**row))  # pending: flushed before the statement runs
+            found = self.BY_ID.run(session, {"id": row["id"]})
+        assert len(found) == 1
+        assert found[0]._asdict() == {name: row[name] for name in found[0]._fields}
+        assert found[0].expires_at.tzinfo is not None
+
+    def test_it_runs_in_the_sessions_transaction(self, session, scope):
+        row = self.values(scope)
+        self.INSERT.run(session, row)
+        session.rollback()
+        assert self.BY_ID.run(session, {"id": row["id"]}) == []
+
+    def test_driver_errors_come_back_as_sqlalchemys(self, session, scope):
+        row = self.values(scope)
+        self.INSERT.run(session, row)
+        with pytest.raises(IntegrityError):
+            self.INSERT.run(session, row)  # the same id again
+        session.rollback()
+
+    def test_what_it_cannot_run_exactly_is_refused(self, session):
+        in_list = db.Direct(select(PaySession.id).where(
+            PaySession.id.in_(bindparam("ids", expanding=True))))
+        with pytest.raises(ValueError, match="expanding"):
+            in_list.run(session, {"ids": ["a"]})
+        session.rollback()

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, bindparam, inspect, select
+from sqlalchemy import Table, bindparam, inspect, select
 from sqlalchemy.orm import Session
 
 from billfold.access.models import ApiKey
@@ -45,12 +45,12 @@ def create_api_key(session: Session, *, tenant_id: str, mode: str) -> IssuedKey:
 
 # Built once: every request runs it, and building a statement costs more than running it.
 # The key's columns and the tenant's settings row (nearly every request reads the
-# settings), as plain columns run past the ORM (db.run); the settings become an instance
-# here, the way a query would build it.
+# settings), as plain columns run on the driver's cursor (db.Direct); the settings become
+# an instance here, the way a query would build it.
 _SETTINGS_COLUMNS = tuple(cast(Table, TenantSettings.__table__).columns)
 _SETTINGS_ATTRIBUTES = tuple(inspect(TenantSettings).get_property_by_column(column).key
                              for column in _SETTINGS_COLUMNS)
-_KEY_AND_SETTINGS = (
+_KEY_AND_SETTINGS = db.Direct(
     select(ApiKey.key_hash, ApiKey.revoked_at, ApiKey.tenant_id, ApiKey.mode,
            *(column.label(f"settings_{column.key}") for column in _SETTINGS_COLUMNS))
     .join(TenantSettings, (TenantSettings.tenant_id == ApiKey.tenant_id)
@@ -64,7 +64,8 @@ def authenticate(session: Session, secret: str) -> Scope:
     if not secret.startswith(("bf_test_", "bf_live_")) or len(secret) > 100:
         raise Unauthorized()
     digest = _digest(secret)
-    found = db.run(session, _KEY_AND_SETTINGS, {"digest": digest}).one_or_none()
+    rows = _KEY_AND_SETTINGS.run(session, {"digest": digest})
+    found = rows[0] if rows else None
     # The lookup is by digest; comparing the digests again in constant time keeps the
     # final decision independent of how much of the value matched.
     if found is None:
@@ -79,7 +80,7 @@ def authenticate(session: Session, secret: str) -> Scope:
     return scope
 
 
-def _settings_instance(session: Session, row: Row[Any]) -> TenantSettings:
+def _settings_instance(session: Session, row: Any) -> TenantSettings:
     key = session.identity_key(TenantSettings, (row.settings_tenant_id, row.settings_mode))
     known = session.identity_map.get(key)
     if known is not None:  # loaded earlier in this session: that one is current

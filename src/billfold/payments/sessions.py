@@ -111,11 +111,11 @@ def new_session(session: Session, scope: Scope, *, kind: str, currency: str,
         "payment_id": None, "created_at": now, "paid_at": None,
         "expires_at": _expiry(session, scope, settings.pay_session_minutes)}
     # One prebuilt INSERT rather than a unit-of-work flush: sessions are made at a rate.
-    db.run(session, _INSERT_SESSION, values)
+    _INSERT_SESSION.run(session, values)
     return Created(persisted(session, PaySession, values), token)
 
 
-_INSERT_SESSION = cast(Table, PaySession.__table__).insert()
+_INSERT_SESSION = db.Direct(cast(Table, PaySession.__table__).insert())
 
 
 def _expiry(session: Session, scope: Scope, minutes: int) -> datetime:
