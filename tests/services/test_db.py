@@ -185,3 +185,22 @@ class TestDirect:
         with pytest.raises(ValueError, match="expanding"):
             in_list.run(session, {"ids": ["a"]})
         session.rollback()
+
+    def test_a_list_parameter_finds_exactly_the_keys_given(self, session, scope):
+        # among_parameter(one_parameter=True): the list is one parameter on either database
+        # (json_each on SQLite), so Direct can run the statement whatever its length.
+        accounts = {key: ids.new_id("ledger_account") for key in AWKWARD}
+        with transaction(session):
+            bulk.insert_rows(session, cast(Table, LedgerAccount.__table__), [
+                {"id": account_id, "tenant_id": scope.tenant_id, "mode": scope.mode,
+                 "kind": "revenue", "currency": "USD", "billing_account_id": None,
+                 "key": key, "balance_minor": 0, "created_at": datetime.now(UTC)}
+                for key, account_id in accounts.items()])
+        by_keys = db.Direct(lambda dialect: select(LedgerAccount.key).where(
+            LedgerAccount.tenant_id == bindparam("tenant"),
+            db.among_parameter(dialect, LedgerAccount.key, "keys", one_parameter=True)))
+        for wanted in ([k for k in AWKWARD if k != "plain"] + ["not there", '"', "\\"],
+                       ["NULL"], [], ["plain", "plain"]):
+            found = by_keys.run(session, {"tenant": scope.tenant_id, "keys": wanted})
+            assert sorted(row.key for row in found) == sorted(set(wanted) & set(AWKWARD))
+        session.rollback()

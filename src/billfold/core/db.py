@@ -29,6 +29,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     create_engine,
+    func,
     inspect,
     select,
     text,
@@ -341,12 +342,18 @@ def by_ids(session: Session, model: Any, ids: Iterable[str]) -> list[Any]:
     return found
 
 
-def among_parameter(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+def among_parameter(dialect: str, column: Any, name: str, *,
+                    one_parameter: bool = False) -> ColumnElement[bool]:
     """``among`` for a statement built once per dialect, the values given at each run as
-    the parameter ``name``."""
+    the parameter ``name``. ``one_parameter``: on SQLite too the list is one parameter
+    (JSON, read by ``json_each``) rather than one per value, so the statement's text is
+    the same for any number of values (what ``Direct`` needs)."""
     if dialect == "postgresql":
         return cast(ColumnElement[bool], column == any_(bindparam(
             name, type_=_array_text(_POSTGRESQL, column.type))))
+    if one_parameter:
+        listed = func.json_each(bindparam(name, type_=JSON)).table_valued("value")
+        return cast(ColumnElement[bool], column.in_(select(listed.c.value)))
     return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
 
 
@@ -481,8 +488,8 @@ class Direct:
     What it skips: SQLAlchemy's statement events and echo, and expanding parameters
     (``IN`` lists), which it refuses."""
 
-    def __init__(self, statement: Executable) -> None:
-        self.statement = statement
+    def __init__(self, statement: Executable | Callable[[str], Executable]) -> None:
+        self.statement = statement  # or what builds it for a dialect, by its name
         self._compiled: dict[tuple[Dialect, frozenset[str]], _DirectForm] = {}
 
     def run(self, session: Session, params: Mapping[str, Any]) -> list[Any]:
@@ -503,7 +510,9 @@ class Direct:
 
     def _compile(self, key: tuple[Dialect, frozenset[str]], dialect: Dialect,
                  params: Mapping[str, Any]) -> _DirectForm:
-        form = _DirectForm(self.statement, dialect, list(params))
+        statement = self.statement if isinstance(self.statement, Executable) \
+            else self.statement(dialect.name)
+        form = _DirectForm(statement, dialect, list(params))
         self._compiled[key] = form
         return form
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from billfold.access import payers as payer_users
 from billfold.core import clock, db, ids
-from billfold.core.db import among, persisted
+from billfold.core.db import among, among_parameter, persisted
 from billfold.core.errors import BillfoldError, Conflict, FieldError, NotFound, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount, Customer
@@ -149,7 +149,7 @@ def create_native(session: Session, scope: Scope, *, invoices: Sequence[Mapping[
     if not 1 <= len(invoices) <= MAX_LINES:
         problems.append(FieldError("invoices", f"give 1 to {MAX_LINES} invoices"))
     wanted = [str(i.get("invoice_id")) for i in invoices if i.get("invoice_id")]
-    found = {row.id: row for row in db.run(session, _PAYABLE, {
+    found = {row.id: row for row in _PAYABLE.run(session, {
         "tenant": scope.tenant_id, "mode": scope.mode, "ids": wanted})} if wanted else {}
     lines, currencies = [], set()
     for index, raw in enumerate(invoices):
@@ -214,8 +214,8 @@ def create_native(session: Session, scope: Scope, *, invoices: Sequence[Mapping[
 
 
 # What a session needs of its invoices, their accounts and customers, in one statement
-# built once.
-_PAYABLE = (
+# built once per dialect.
+_PAYABLE = db.Direct(lambda dialect: (
     select(Invoice.id, Invoice.number, Invoice.status, Invoice.billing_account_id,
            Invoice.currency, Invoice.issue_date, Invoice.due_date, Invoice.total_minor,
            Invoice.adjustments_minor, Invoice.amount_paid_minor,
@@ -224,7 +224,7 @@ _PAYABLE = (
     .join(BillingAccount, BillingAccount.id == Invoice.billing_account_id)
     .join(Customer, Customer.id == BillingAccount.customer_id)
     .where(Invoice.tenant_id == bindparam("tenant"), Invoice.mode == bindparam("mode"),
-           Invoice.id.in_(bindparam("ids", expanding=True))))
+           among_parameter(dialect, Invoice.id, "ids", one_parameter=True))))
 
 
 def _amount_due(row: Any) -> int:
