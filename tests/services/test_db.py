@@ -75,6 +75,17 @@ AWKWARD = ["plain", "", "NULL", "with space", 'quote " inside', "back\\slash", "
            "tab\tnewline\n", "ünïcödé €", "trailing\\"]
 
 
+def _ledger_accounts_keyed_awkwardly(session, scope):
+    """A ledger account of the scope for each of the AWKWARD keys."""
+    with transaction(session):
+        bulk.insert_rows(session, cast(Table, LedgerAccount.__table__), [
+            {"id": ids.new_id("ledger_account"), "tenant_id": scope.tenant_id,
+             "mode": scope.mode, "kind": "revenue", "currency": "USD",
+             "billing_account_id": None, "key": key, "balance_minor": 0,
+             "created_at": datetime.now(UTC)}
+            for key in AWKWARD])
+
+
 @pytest.mark.postgres_only
 class TestArrayText:
     """Arrays go to PostgreSQL as text where db.pg_array can write them: what arrives must
@@ -103,13 +114,7 @@ class TestArrayText:
         assert db.pg_array([datetime(2026, 3, 1, 12, 0)]) is None  # no time zone: ambiguous
 
     def test_among_finds_exactly_the_keys_given(self, session, scope):
-        accounts = {key: ids.new_id("ledger_account") for key in AWKWARD}
-        with transaction(session):
-            bulk.insert_rows(session, cast(Table, LedgerAccount.__table__), [
-                {"id": account_id, "tenant_id": scope.tenant_id, "mode": scope.mode,
-                 "kind": "revenue", "currency": "USD", "billing_account_id": None,
-                 "key": key, "balance_minor": 0, "created_at": datetime.now(UTC)}
-                for key, account_id in accounts.items()])
+        _ledger_accounts_keyed_awkwardly(session, scope)
         wanted = [k for k in AWKWARD if k != "plain"] + ["not there", '"', "\\"]
         found = session.scalars(select(LedgerAccount.key).where(
             LedgerAccount.tenant_id == scope.tenant_id,
@@ -189,13 +194,7 @@ class TestDirect:
     def test_a_list_parameter_finds_exactly_the_keys_given(self, session, scope):
         # among_parameter(one_parameter=True): the list is one parameter on either database
         # (json_each on SQLite), so Direct can run the statement whatever its length.
-        accounts = {key: ids.new_id("ledger_account") for key in AWKWARD}
-        with transaction(session):
-            bulk.insert_rows(session, cast(Table, LedgerAccount.__table__), [
-                {"id": account_id, "tenant_id": scope.tenant_id, "mode": scope.mode,
-                 "kind": "revenue", "currency": "USD", "billing_account_id": None,
-                 "key": key, "balance_minor": 0, "created_at": datetime.now(UTC)}
-                for key, account_id in accounts.items()])
+        _ledger_accounts_keyed_awkwardly(session, scope)
         by_keys = db.Direct(lambda dialect: select(LedgerAccount.key).where(
             LedgerAccount.tenant_id == bindparam("tenant"),
             db.among_parameter(dialect, LedgerAccount.key, "keys", one_parameter=True)))
