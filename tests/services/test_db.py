@@ -7,7 +7,7 @@ from typing import cast
 
 import pytest
 from sqlalchemy import Table, bindparam, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError
 
 from billfold.core import bulk, db, ids
 from billfold.core.db import transaction
@@ -182,6 +182,16 @@ class TestDirect:
         self.INSERT.run(session, row)
         with pytest.raises(IntegrityError):
             self.INSERT.run(session, row)  # the same id again
+        session.rollback()
+
+    def test_a_parameter_left_out_is_an_error_not_a_null(self, session, scope):
+        row = self.values(scope)
+        del row["currency"]  # its column is then left out of the INSERT: NOT NULL refuses
+        with pytest.raises(IntegrityError):
+            self.INSERT.run(session, row)
+        session.rollback()
+        with pytest.raises(InvalidRequestError, match="id"):
+            self.BY_ID.run(session, {"ident": "ps_x"})
         session.rollback()
 
     def test_what_it_cannot_run_exactly_is_refused(self, session):

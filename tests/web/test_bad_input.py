@@ -350,6 +350,7 @@ class TestNulCharacters:
         ("GET", "/v1/billing_accounts/ba_%00/notes", "account_id"),
         ("GET", "/v1/bill_cycles/bc_%00", "bill_cycle_id"),
         ("PATCH", "/v1/customers/cus_%00", "customer_id"),
+        ("GET", "/portal/accounts/ba_%00", "account_id"),  # a router included in a router
     ])
     def test_a_nul_in_a_path_parameter_is_a_422_not_a_500(self, client, method, path,
                                                           parameter):
