@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench import data, http_create
+from bench.backends import settle_statistics
 from bench.server import running_server
 from bench.stats import latency_ms, result
 from billfold.core.db import make_engine, make_sessionmaker, transaction
@@ -81,7 +82,9 @@ def _prepare(url: str, count: int) -> tuple[data.BenchTenant, list[tuple[str, st
     try:
         factory = make_sessionmaker(engine)
         tenant = data.create_tenant(factory)
-        return tenant, _invoices(factory, tenant, count)
+        made = _invoices(factory, tenant, count)
+        settle_statistics(engine)
+        return tenant, made
     finally:
         engine.dispose()
 

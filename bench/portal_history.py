@@ -27,6 +27,7 @@ from sqlalchemy import Table
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench import data
+from bench.backends import settle_statistics
 from bench.server import running_server
 from bench.stats import latency_ms, result
 from billfold.access import payers
@@ -49,7 +50,7 @@ _ROW = re.compile(r'<th scope="row">')
 def run(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]:
     payer_invoices, other_invoices = (600, 1_200) if quick else (5_000, 20_000)
     requests = 30 if quick else 300
-    session_cookie, seeded = _seed(url, backend, payer_invoices, other_invoices)
+    session_cookie, seeded = _seed(url, payer_invoices, other_invoices)
     last_page = -(-payer_invoices // portal.PAGE_SIZE)
     rows = []
     with tempfile.TemporaryDirectory(prefix="billfold_bench_portal_") as tmp, \
@@ -68,7 +69,7 @@ def run(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
-def _seed(url: str, backend: str, payer_invoices: int, other_invoices: int
+def _seed(url: str, payer_invoices: int, other_invoices: int
           ) -> tuple[str, dict[str, Any]]:
     """The tenant, the payer's three accounts and the others, their invoices, and a signed-in
     session of the payer user; the session's cookie value."""
@@ -93,9 +94,7 @@ def _seed(url: str, backend: str, payer_invoices: int, other_invoices: int
                 payers.grant(session, user, account, role="owner", source="staff")
             _, cookie = payers.start_session(session, user, method="password")
         seconds = time.perf_counter() - began
-        if backend == "postgres":
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("VACUUM ANALYZE")
+        settle_statistics(engine)
     finally:
         engine.dispose()
     return cookie, {"payer_invoices": payer_invoices, "granted_accounts": len(granted),

@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import select
 
 from bench import data, service_create
+from bench.backends import settle_statistics
 from bench.server import running_server
 from bench.stats import latency_ms, result
 from billfold.core.db import make_engine, make_sessionmaker
@@ -34,7 +35,7 @@ def run(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]:
     customer_count = 2_500 if quick else 50_000
     bodies = list(data.customers(seed=3, count=customer_count))
     with tempfile.TemporaryDirectory(prefix="billfold_bench_search_") as tmp:
-        tenant, seeded = _seed(url, backend, bodies, Path(tmp))
+        tenant, seeded = _seed(url, bodies, Path(tmp))
     engine = make_engine(url)
     try:
         with make_sessionmaker(engine)() as session:
@@ -82,7 +83,7 @@ def run(url: str, backend: str, *, quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
-def _seed(url: str, backend: str, bodies: list[dict[str, Any]], tmp: Path
+def _seed(url: str, bodies: list[dict[str, Any]], tmp: Path
           ) -> tuple[data.BenchTenant, dict[str, Any]]:
     """Create a customer with two accounts per body through the service layer's import
     path (bulk.create_customers: the same checks as one at a time, multi-row inserts)."""
@@ -91,11 +92,7 @@ def _seed(url: str, backend: str, bodies: list[dict[str, Any]], tmp: Path
         sessions = make_sessionmaker(engine)
         tenant = data.create_tenant(sessions)
         seconds = service_create.create_bulk(sessions, tenant, bodies, batch=SEED_BATCH)
-        if backend == "postgres":
-            # What autovacuum would have done by now in a live database; without it the
-            # planner would guess at the freshly loaded tables.
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("VACUUM ANALYZE")
+        settle_statistics(engine)
     finally:
         engine.dispose()
     details: dict[str, Any] = {
