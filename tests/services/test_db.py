@@ -7,7 +7,7 @@ from typing import cast
 
 import pytest
 from sqlalchemy import Table, bindparam, select, text
-from sqlalchemy.exc import IntegrityError, InvalidRequestError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError, OperationalError
 
 from billfold.core import bulk, db, ids
 from billfold.core.db import transaction
@@ -171,6 +171,19 @@ class TestDirect:
         assert found[0]._asdict() == {name: row[name] for name in found[0]._fields}
         assert found[0].expires_at.tzinfo is not None
 
+    def test_insert_writes_one_row_or_several(self, session, scope):
+        one = self.values(scope)
+        several = [self.values(scope, view_mode=0), self.values(scope, allow_card=False)]
+        with transaction(session):
+            self.INSERT.insert(session, [one])  # directly
+            self.INSERT.insert(session, several)  # one executemany through the session
+            self.INSERT.insert(session, [])
+        session.expunge_all()
+        for row in [one, *several]:
+            found = self.BY_ID.run(session, {"id": row["id"]})
+            assert found[0]._asdict() == {name: row[name] for name in found[0]._fields}
+        session.rollback()
+
     def test_it_runs_in_the_sessions_transaction(self, session, scope):
         row = self.values(scope)
         self.INSERT.run(session, row)
@@ -183,6 +196,18 @@ class TestDirect:
         with pytest.raises(IntegrityError):
             self.INSERT.run(session, row)  # the same id again
         session.rollback()
+
+    @pytest.mark.postgres_only
+    def test_a_connection_found_dead_is_given_up_as_sqlalchemy_would(self, engine):
+        with engine.connect() as doomed:
+            pid = doomed.scalar(text("SELECT pg_backend_pid()"))
+            with engine.connect() as killer:
+                killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                killer.commit()
+            with pytest.raises(OperationalError) as lost:
+                self.BY_ID.run_on(doomed, {"id": "ps_x"})
+            assert lost.value.connection_invalidated  # callers may retry on a new one
+            assert doomed.invalidated  # the pool does not lend it again
 
     def test_a_parameter_left_out_is_an_error_not_a_null(self, session, scope):
         row = self.values(scope)

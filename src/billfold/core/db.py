@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import CursorResult, Dialect, Engine, make_url
+from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidRequestError
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -496,7 +496,21 @@ class Direct:
     def run(self, session: Session, params: Mapping[str, Any]) -> list[Any]:
         """The rows (named tuples; none for a statement without rows)."""
         session.flush()
-        connection = session.connection()
+        return self.run_on(session.connection(), params)
+
+    def insert(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run this INSERT for each of ``rows``, pending changes flushed first: one row
+        directly, several through the session as one executemany (whose cost is then
+        spread over them)."""
+        if len(rows) == 1:
+            self.run(session, rows[0])
+        elif rows:
+            assert isinstance(self.statement, Executable)
+            session.flush()
+            session.execute(self.statement, list(rows))
+
+    def run_on(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
+        """``run`` on a connection of one's own, in whatever transaction it is in."""
         dialect = connection.dialect
         key = (dialect, frozenset(params))
         form = self._compiled.get(key) or self._compile(key, dialect, params)
@@ -505,8 +519,13 @@ class Direct:
             cursor = cast(Any, connection.connection.driver_connection).execute(form.sql, values)
             rows = cursor.fetchall() if form.row is not None else []
         except dialect.loaded_dbapi.Error as exc:
+            # As SQLAlchemy does: a connection found dead is invalidated (the pool opens a
+            # new one), and the error says so.
+            gone = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+            if gone:
+                connection.invalidate(exc)
             raise DBAPIError.instance(form.sql, values, exc, dialect.loaded_dbapi.Error,
-                                      dialect=dialect) from exc
+                                      connection_invalidated=gone, dialect=dialect) from exc
         return [form.make(row) for row in rows]
 
     def _compile(self, key: tuple[Dialect, frozenset[str]], dialect: Dialect,

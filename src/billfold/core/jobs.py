@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from billfold.core import clock
-from billfold.core.db import Base, is_postgres, transaction
+from billfold.core.db import Base, Direct, is_postgres, transaction
 from billfold.core.errors import BillfoldError, invalid
 from billfold.core.ids import new_id
 from billfold.core.scope import Mode, Scope
@@ -135,16 +135,17 @@ def enqueue_many(session: Session, *, kind: str, items: Sequence[tuple[str, dict
     if not items:
         return
     now = clock.utcnow()
-    session.execute(_INSERT_JOB, [
+    rows = [
         {"id": new_id("job"), "tenant_id": scope.tenant_id if scope else None,
          "mode": scope.mode if scope else None, "kind": kind, "key": key, "payload": payload,
          "status": "queued", "attempts": 0, "max_attempts": max_attempts, "run_after": now,
          "locked_by": None, "locked_until": None, "last_error": None, "created_at": now,
          "finished_at": None}
-        for key, payload in items])
+        for key, payload in items]
+    _INSERT_JOB.insert(session, rows)
 
 
-_INSERT_JOB = cast(Table, Job.__table__).insert()  # built once: an email enqueues one
+_INSERT_JOB = Direct(cast(Table, Job.__table__).insert())  # an email enqueues one
 
 
 def _by_key(session: Session, kind: str, key: str) -> Job | None:

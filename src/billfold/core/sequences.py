@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.dml import ReturningInsert
 
-from billfold.core.db import Base
+from billfold.core.db import Base, Direct
 from billfold.core.scope import Scope
 
 
@@ -61,6 +61,9 @@ _RESERVE = {
 }
 
 
+_RESERVE_APART = Direct(_RESERVE["postgresql"])
+
+
 def next_values(session: Session, scope: Scope, series: str, count: int = 1, *,
                 gap_free: bool = True) -> range:
     """Reserve ``count`` consecutive values of ``series`` and return them."""
@@ -89,7 +92,7 @@ def _reserve_apart(engine: Engine, params: dict[str, object]) -> int:
     for attempt in (1, 2):
         try:
             with counters.connect() as own:
-                value: int = own.execute(_RESERVE["postgresql"], params).scalar_one()
+                value: int = _RESERVE_APART.run_on(own, params)[0].next_value
                 return value
         except DBAPIError as exc:
             if attempt == 2 or not exc.connection_invalidated:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from billfold.core import clock, jobs
 from billfold.core.config import Settings
-from billfold.core.db import among, chunks, persisted
+from billfold.core.db import Direct, among, chunks, persisted
 from billfold.core.errors import FieldError, NotFound, ValidationFailed
 from billfold.core.filestore import FileStore, UnsafeFileKey, check_key
 from billfold.core.ids import new_id
@@ -95,7 +95,7 @@ def enqueue_messages(session: Session, scope: Scope, rows: Sequence[dict[str, An
     if not rows:
         return []
     # One row as a plain execute: a payment's receipt email is one, on the payment's path.
-    session.execute(_INSERT_MESSAGE, rows[0] if len(rows) == 1 else list(rows))
+    _INSERT_MESSAGE.insert(session, rows)
     messages: list[OutboxMessage] = [persisted(session, OutboxMessage, dict(row))
                                      for row in rows]
     # The keys are the ids of messages made just now: no job can hold them yet.
@@ -104,7 +104,7 @@ def enqueue_messages(session: Session, scope: Scope, rows: Sequence[dict[str, An
     return messages
 
 
-_INSERT_MESSAGE = cast(Table, OutboxMessage.__table__).insert()
+_INSERT_MESSAGE = Direct(cast(Table, OutboxMessage.__table__).insert())
 
 
 def _addresses(name: str, values: Sequence[str], errors: list[FieldError]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +50,11 @@ class RotatingSecret:
         return self.secret
 
 
+def subscribed(enabled_events: Sequence[str], event_type: str) -> bool:
+    """Whether an endpoint with these ``enabled_events`` is sent events of this type."""
+    return "*" in enabled_events or event_type in enabled_events
+
+
 class WebhookEndpoint(RotatingSecret, TenantScoped, Base):
     __tablename__ = "webhook_endpoint"
     __table_args__ = (Index(None, "tenant_id", "mode", "id"),)
@@ -64,8 +70,7 @@ class WebhookEndpoint(RotatingSecret, TenantScoped, Base):
     updated_at: Mapped[datetime]
 
     def subscribes_to(self, event_type: str) -> bool:
-        return self.status == "enabled" and (
-            "*" in self.enabled_events or event_type in self.enabled_events)
+        return self.status == "enabled" and subscribed(self.enabled_events, event_type)
 
     def disable(self, reason: str, now: datetime) -> None:
         self.status, self.disabled_reason, self.updated_at = "disabled", reason, now

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billfold.core import clock, txcache
-from billfold.core.db import get_scoped, persisted
+from billfold.core.db import Direct, get_scoped, persisted
 from billfold.core.errors import Conflict, FieldError, ValidationFailed
 from billfold.core.ids import new_id
 from billfold.core.scope import Scope
@@ -31,6 +31,7 @@ from billfold.notifications.webhook_models import (
     PostbackSecret,
     WebhookDelivery,
     WebhookEndpoint,
+    subscribed,
 )
 
 __all__ = [
@@ -196,27 +197,29 @@ def emit_many(session: Session, scope: Scope,
         return []
     # Written at once with a prebuilt INSERT (several rows: one executemany).
     values = [row for row, _, _ in rows]
-    session.execute(_INSERT_EVENT, values[0] if len(values) == 1 else values)
+    _INSERT_EVENT.insert(session, values)
     # A payment emits several events in one transaction; the endpoints are read once.
-    endpoints = txcache.cached(session, ("webhook_endpoints", scope), lambda: list(
-        session.scalars(_ENABLED_ENDPOINTS, {"tenant": scope.tenant_id, "mode": scope.mode})))
+    endpoints = txcache.cached(session, ("webhook_endpoints", scope), lambda: _ENABLED_ENDPOINTS.run(
+        session, {"tenant": scope.tenant_id, "mode": scope.mode}))
     made = []
     for row, body, about in rows:
         event: Event = persisted(session, Event, row)
         made.append(event)
         for endpoint in endpoints:
-            if endpoint.subscribes_to(event.type):
+            if subscribed(endpoint.enabled_events, event.type):
                 _queue(session, scope, kind="webhook", url=endpoint.url, body=body,
                        content_type="application/json", allow_private=allow_private,
                        about=about, endpoint_id=endpoint.id, event=event)
     return made
 
 
-_INSERT_EVENT = cast(Table, Event.__table__).insert()
+_INSERT_EVENT = Direct(cast(Table, Event.__table__).insert())
 # Built once: every payment asks (building the statement cost more than running it).
-_ENABLED_ENDPOINTS = select(WebhookEndpoint).where(
-    WebhookEndpoint.tenant_id == bindparam("tenant"), WebhookEndpoint.mode == bindparam("mode"),
-    WebhookEndpoint.status == "enabled").order_by(WebhookEndpoint.id)
+# What sending an event needs of each endpoint (the secret is read when it is sent).
+_ENABLED_ENDPOINTS = Direct(
+    select(WebhookEndpoint.id, WebhookEndpoint.url, WebhookEndpoint.enabled_events).where(
+        WebhookEndpoint.tenant_id == bindparam("tenant"), WebhookEndpoint.mode == bindparam("mode"),
+        WebhookEndpoint.status == "enabled").order_by(WebhookEndpoint.id))
 
 
 # -- postbacks -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids, txcache
+from billfold.core.db import Direct
 from billfold.core.scope import Scope
 from billfold.invoicing import service as invoicing
 from billfold.invoicing.models import Invoice
@@ -98,9 +99,7 @@ def post(session: Session, scope: Scope, payment: Payment, *, source: SourceRef,
     rows += [{**base, "id": ids.new_id("payment_allocation"), "invoice_id": None,
               "invoice_number": number, "billing_account_id": None, "amount_minor": amount}
              for number, amount in external if amount]
-    if rows:
-        session.flush()  # the payment the rows point to may still be pending (Core does not flush)
-        session.execute(_INSERT_ALLOCATION, rows)
+    _INSERT_ALLOCATION.insert(session, rows)  # the payment, if pending, flushed first
     touched = {}
     for share in shares:
         if share.invoice_id:
@@ -112,7 +111,7 @@ def post(session: Session, scope: Scope, payment: Payment, *, source: SourceRef,
 
 
 _PENDING = "billfold.payments.entries_to_post"
-_INSERT_ALLOCATION = cast(Table, PaymentAllocation.__table__).insert()
+_INSERT_ALLOCATION = Direct(cast(Table, PaymentAllocation.__table__).insert())
 
 
 @contextmanager
