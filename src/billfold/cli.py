@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from billfold.core import affinity, clock, heap, jobs
 from billfold.core.config import Settings, get_settings
-from billfold.core.db import make_engine, make_sessionmaker, transaction
+from billfold.core.db import checkpoint_in_background, make_engine, make_sessionmaker, transaction
 from billfold.core.scope import Mode, Scope
 
 app = typer.Typer(help="Billfold: invoice-to-cash for billers.", no_args_is_help=True,
@@ -251,6 +251,7 @@ def serve(
     # One engine for the API and the worker: on SQLite its writers then take turns on an
     # in-process lock rather than polling SQLite's busy handler.
     engine = make_engine(settings.database_url)
+    checkpoint_in_background(engine)
     if not no_worker:
         threading.Thread(target=_worker_loop, kwargs={"sessions": make_sessionmaker(engine)},
                          name="billfold-worker", daemon=True).start()
@@ -379,9 +380,13 @@ def worker(once: Annotated[bool, typer.Option(
         "--once", help="Run until no job is due, then exit")] = False) -> None:
     """Process background work from the database until stopped."""
     logging.basicConfig(level=get_settings().log_level)
-    if not once:
-        heap.settle()
-    _worker_loop(once=once)
+    if once:
+        _worker_loop(once=True)
+        return
+    engine = make_engine(get_settings().database_url)
+    checkpoint_in_background(engine)
+    heap.settle()
+    _worker_loop(sessions=make_sessionmaker(engine))
 
 
 # -- bill runs ---------------------------------------------------------------------------

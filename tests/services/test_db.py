@@ -1,6 +1,7 @@
 """How Billfold's engines talk to the database."""
 
 import secrets
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import cast
@@ -238,3 +239,47 @@ class TestDirect:
             found = by_keys.run(session, {"tenant": scope.tenant_id, "keys": wanted})
             assert sorted(row.key for row in found) == sorted(set(wanted) & set(AWKWARD))
         session.rollback()
+
+
+class TestCheckpointsInBackground:
+    """A server's SQLite connections leave checkpoints of the write-ahead log to a thread
+    of its own, so that no request's commit waits for one."""
+
+    @pytest.fixture
+    def database(self, tmp_path):
+        url = f"sqlite:///{tmp_path / 'own.db'}"
+        engine = db.make_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE blob (b BLOB)")
+        yield engine, tmp_path / "own.db"
+        engine.dispose()
+
+    def test_the_thread_copies_the_log_into_the_database(self, database):
+        engine, path = database
+        checkpointer = db.checkpoint_in_background(engine)
+        assert checkpointer is not None
+        try:
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == \
+                    db.FALLBACK_CHECKPOINT_PAGES  # no commit of theirs checkpoints
+                before = path.stat().st_size
+                conn.exec_driver_sql("INSERT INTO blob VALUES (zeroblob(4000000))")
+                conn.commit()  # into the log; no commit copies it back at this size
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not (
+                    checkpointer.checkpoints and path.stat().st_size >= before + 4_000_000):
+                time.sleep(0.05)
+            assert path.stat().st_size >= before + 4_000_000
+        finally:
+            checkpointer.stop()
+        assert not checkpointer.thread.is_alive()
+
+    def test_other_engines_keep_sqlites_own_checkpoints(self, database):
+        engine, _ = database
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+
+    def test_nothing_to_do_on_postgresql_or_in_memory(self):
+        assert db.checkpoint_in_background(db.make_engine("sqlite://")) is None
+        assert db.checkpoint_in_background(
+            db.make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")) is None

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billfold.core import bulk, clock, ids
-from billfold.core.db import among_parameter, get_scoped
+from billfold.core.db import Direct, among_parameter, get_scoped
 from billfold.core.errors import BillfoldError, Conflict
 from billfold.core.scope import Scope
 from billfold.ledger.models import (
@@ -228,29 +228,28 @@ def _find_ledger_accounts(session: Session, scope: Scope, keys: list[tuple[str, 
     plan read the whole table instead — 0.55 ms for 2,000 ledger accounts and growing
     with them, against 0.02 ms by the index (EXPLAIN ANALYZE of both plans, generic plan
     forced). Whenever PostgreSQL picks the generic plan, it is now the index."""
-    statement = _LEDGER_ACCOUNTS[session.get_bind().dialect.name]
     by_currency: dict[str, set[str]] = defaultdict(set)
     for key, currency in keys:
         by_currency[currency].add(key)
     found: dict[tuple[str, str], str] = {}
     for currency, wanted in sorted(by_currency.items()):
-        found.update(((key, currency), account_id) for key, account_id in session.execute(
-            statement, {"tenant": scope.tenant_id, "mode": scope.mode, "currency": currency,
-                        "keys": sorted(wanted)}))
+        found.update(((key, currency), account_id) for key, account_id in _LEDGER_ACCOUNTS.run(
+            session, {"tenant": scope.tenant_id, "mode": scope.mode, "currency": currency,
+                      "keys": sorted(wanted)}))
     return found
 
 
 def _accounts_statement(dialect: str) -> Select[str, str]:
     """Built once per dialect: every posting runs it. A bill-run batch asks for hundreds of
-    keys, so on PostgreSQL the keys are an array parameter: the statement's text stays the
-    same whatever their number."""
+    keys, so they are one parameter (an array on PostgreSQL, JSON on SQLite): the
+    statement's text stays the same whatever their number."""
     return select(LedgerAccount.key, LedgerAccount.id).where(
         LedgerAccount.tenant_id == bindparam("tenant"), LedgerAccount.mode == bindparam("mode"),
         LedgerAccount.currency == bindparam("currency"),
-        among_parameter(dialect, LedgerAccount.key, "keys"))
+        among_parameter(dialect, LedgerAccount.key, "keys", one_parameter=True))
 
 
-_LEDGER_ACCOUNTS = {dialect: _accounts_statement(dialect) for dialect in ("postgresql", "sqlite")}
+_LEDGER_ACCOUNTS = Direct(_accounts_statement)
 
 
 def reverse(

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from billfold import __version__
 from billfold.core import affinity, heap
 from billfold.core.config import Settings, get_settings
-from billfold.core.db import make_engine, make_sessionmaker
+from billfold.core.db import checkpoint_in_background, make_engine, make_sessionmaker
 from billfold.payments import setup as payment_setup
 from billfold.web import problems
 from billfold.web.api import (
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 def serving_app() -> FastAPI:
     """The application as each process of ``billfold serve --processes N`` builds it."""
     app = create_app()
+    checkpoint_in_background(app.state.engine)
     heap.settle()
     if app.state.settings.pin_cpus:
         affinity.pin_to_free_cpu()
