@@ -172,13 +172,13 @@ class TestDirect:
         assert found[0]._asdict() == {name: row[name] for name in found[0]._fields}
         assert found[0].expires_at.tzinfo is not None
 
-    def test_insert_writes_one_row_or_several(self, session, scope):
+    def test_run_many_writes_one_row_or_several(self, session, scope):
         one = self.values(scope)
         several = [self.values(scope, view_mode=0), self.values(scope, allow_card=False)]
         with transaction(session):
-            self.INSERT.insert(session, [one])  # directly
-            self.INSERT.insert(session, several)  # one executemany through the session
-            self.INSERT.insert(session, [])
+            self.INSERT.run_many(session, [one])  # directly
+            self.INSERT.run_many(session, several)  # one executemany through the session
+            self.INSERT.run_many(session, [])
         session.expunge_all()
         for row in [one, *several]:
             found = self.BY_ID.run(session, {"id": row["id"]})

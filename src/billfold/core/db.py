@@ -564,10 +564,10 @@ class Direct:
         session.flush()
         return self.run_on(session.connection(), params)
 
-    def insert(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run this INSERT for each of ``rows``, pending changes flushed first: one row
-        directly, several through the session as one executemany (whose cost is then
-        spread over them)."""
+    def run_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run this statement (an INSERT or UPDATE) for each of ``rows``, pending changes
+        flushed first: one row directly, several through the session as one executemany
+        (whose cost is then spread over them)."""
         if len(rows) == 1:
             self.run(session, rows[0])
         elif rows:

@@ -142,7 +142,7 @@ def enqueue_many(session: Session, *, kind: str, items: Sequence[tuple[str, dict
          "locked_by": None, "locked_until": None, "last_error": None, "created_at": now,
          "finished_at": None}
         for key, payload in items]
-    _INSERT_JOB.insert(session, rows)
+    _INSERT_JOB.run_many(session, rows)
 
 
 _INSERT_JOB = Direct(cast(Table, Job.__table__).insert())  # an email enqueues one

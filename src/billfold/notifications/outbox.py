@@ -95,7 +95,7 @@ def enqueue_messages(session: Session, scope: Scope, rows: Sequence[dict[str, An
     if not rows:
         return []
     # One row as a plain execute: a payment's receipt email is one, on the payment's path.
-    _INSERT_MESSAGE.insert(session, rows)
+    _INSERT_MESSAGE.run_many(session, rows)
     messages: list[OutboxMessage] = [persisted(session, OutboxMessage, dict(row))
                                      for row in rows]
     # The keys are the ids of messages made just now: no job can hold them yet.

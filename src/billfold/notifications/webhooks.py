@@ -197,7 +197,7 @@ def emit_many(session: Session, scope: Scope,
         return []
     # Written at once with a prebuilt INSERT (several rows: one executemany).
     values = [row for row, _, _ in rows]
-    _INSERT_EVENT.insert(session, values)
+    _INSERT_EVENT.run_many(session, values)
     # A payment emits several events in one transaction; the endpoints are read once.
     endpoints = txcache.cached(session, ("webhook_endpoints", scope), lambda: _ENABLED_ENDPOINTS.run(
         session, {"tenant": scope.tenant_id, "mode": scope.mode}))
