@@ -7,13 +7,14 @@ from decimal import Decimal
 from typing import cast
 
 import pytest
-from sqlalchemy import Table, bindparam, select, text
+from sqlalchemy import ForeignKey, Table, bindparam, event, inspect, select, text
 from sqlalchemy.exc import IntegrityError, InvalidRequestError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from billfold.core import bulk, db, ids
 from billfold.core.db import transaction
 from billfold.ledger.models import LedgerAccount
-from billfold.payments.models import PaySession
+from billfold.payments.models import Payment, PaySession
 
 
 @pytest.mark.postgres_only
@@ -283,3 +284,75 @@ class TestCheckpointsInBackground:
         assert db.checkpoint_in_background(db.make_engine("sqlite://")) is None
         assert db.checkpoint_in_background(
             db.make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")) is None
+
+
+class TestInsertNow:
+    """db.insert_now writes a pending instance with one statement and keeps it in the
+    session as loaded: the row must be what a flush would have written."""
+
+    def payment(self, scope, **changes):
+        values = {"id": ids.new_id("payment"), "tenant_id": scope.tenant_id, "mode": scope.mode,
+                  "submission_key": secrets.token_hex(8), "pay_session_id": None,
+                  "entry_id": None, "billing_account_id": None, "method": "check",
+                  "status": "succeeded", "amount_minor": 12_500, "fee_minor": 0,
+                  "currency": "USD", "gateway": "none", "description": "Chèque «7»",
+                  "lines": [{"key": "account", "pay_minor": 12_500, "oldest_first": True}],
+                  "payment_date": date(2026, 12, 6),
+                  "created_at": datetime(2026, 12, 6, 3, 4, 5, 678901, tzinfo=UTC),
+                  "updated_at": datetime(2026, 12, 6, 3, 4, 5, 678901, tzinfo=UTC)}
+        return Payment(**(values | changes))  # refunded_minor left to its default, 0
+
+    def test_the_row_is_what_a_flush_writes(self, sessions, scope):
+        direct, flushed = self.payment(scope), self.payment(scope)
+        with sessions() as session, transaction(session):
+            session.add_all([direct, flushed])
+            db.insert_now(session, direct)
+            assert direct not in session.new
+            assert direct in session
+            assert flushed not in session.new  # what else was pending went in first
+        with sessions() as session:
+            rows = {p.id: p for p in session.scalars(
+                select(Payment).where(Payment.id.in_([direct.id, flushed.id])))}
+            columns = [c.key for c in inspect(Payment).column_attrs
+                       if c.key not in ("id", "submission_key")]  # unique per payment
+            assert {c: getattr(rows[direct.id], c) for c in columns} == \
+                {c: getattr(rows[flushed.id], c) for c in columns}
+            assert rows[direct.id].refunded_minor == 0
+            assert rows[direct.id].brand is None
+
+    def test_the_instance_reads_without_sql_and_its_changes_are_updates(self, sessions, scope):
+        payment = self.payment(scope)
+        with sessions() as session, transaction(session):
+            session.add(payment)
+            db.insert_now(session, payment)
+            seen = []
+            engine = session.get_bind()
+            listener = lambda *args: seen.append(args[2])  # noqa: E731
+            event.listen(engine, "before_cursor_execute", listener)
+            try:
+                assert (payment.brand, payment.refunded_minor) == (None, 0)  # no lazy load
+                payment.status = "refunded"
+                session.flush()
+            finally:
+                event.remove(engine, "before_cursor_execute", listener)
+            assert len(seen) == 1
+            assert seen[0].startswith("UPDATE payment")
+        with sessions() as session:
+            assert session.get(Payment, payment.id).status == "refunded"
+
+    def test_a_model_with_relationships_is_refused(self, session):
+        class Base(DeclarativeBase):
+            pass
+
+        class Parent(Base):
+            __tablename__ = "parent"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            kids: Mapped[list["Kid"]] = relationship()
+
+        class Kid(Base):
+            __tablename__ = "kid"
+            id: Mapped[int] = mapped_column(primary_key=True)
+            parent_id: Mapped[int] = mapped_column(ForeignKey("parent.id"))
+
+        with pytest.raises(ValueError, match="relationships"):
+            db.insert_now(session, Parent(id=1))

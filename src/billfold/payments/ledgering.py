@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from billfold.core import clock, ids, txcache
-from billfold.core.db import Direct
+from billfold.core.db import Direct, insert_now
 from billfold.core.scope import Scope
 from billfold.invoicing import service as invoicing
 from billfold.invoicing.models import Invoice
@@ -100,7 +100,9 @@ def post(session: Session, scope: Scope, payment: Payment, *, source: SourceRef,
     rows += [{**base, "id": ids.new_id("payment_allocation"), "invoice_id": None,
               "invoice_number": number, "billing_account_id": None, "amount_minor": amount}
              for number, amount in external if amount]
-    _INSERT_ALLOCATION.run_many(session, rows)  # the payment, if pending, flushed first
+    if payment in session.new:  # recorded just now (a check): inserted here, not flushed
+        insert_now(session, payment)
+    _INSERT_ALLOCATION.run_many(session, rows)
     touched = {}
     for share in shares:
         if share.invoice_id:
