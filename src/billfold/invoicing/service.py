@@ -208,15 +208,22 @@ def post_invoice(session: Session, scope: Scope, invoice: Invoice,
 
 
 def settle_status(invoice: Invoice) -> None:
+    status = settled_status(invoice)
+    if status != invoice.status:
+        invoice.status = status
+
+
+def settled_status(invoice: Invoice) -> str:
+    """The status the invoice's amounts give it (a draft, void or suppressed one keeps
+    its own)."""
     if invoice.status in ("draft", "void", "suppressed"):
-        return
+        return invoice.status
     owed = invoice.total_minor + invoice.adjustments_minor
     if invoice.amount_due_minor <= 0:
-        invoice.status = "paid"
-    elif invoice.amount_due_minor >= owed:
-        invoice.status = "open"
-    else:
-        invoice.status = "partially_paid"
+        return "paid"
+    if invoice.amount_due_minor >= owed:
+        return "open"
+    return "partially_paid"
 
 
 def finalize(session: Session, scope: Scope, *, invoice_id: str, actor: str) -> Invoice:

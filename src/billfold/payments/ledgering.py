@@ -103,17 +103,15 @@ def post(session: Session, scope: Scope, payment: Payment, *, source: SourceRef,
     if payment in session.new:  # recorded just now (a check): inserted here, not flushed
         insert_now(session, payment)
     _INSERT_ALLOCATION.run_many(session, rows)
+    # Written with one statement, not by the session's unit of work (which cost twice as
+    # much): the new values go into the session as written, not as changes to flush.
     touched = {}
     for share in shares:
         if share.invoice_id:
             invoice = touched[share.invoice_id] = invoices[share.invoice_id]
-            invoice.amount_paid_minor += share.amount_minor
-            invoicing.settle_status(invoice)
-    # Written here with one statement, not by the session's unit of work (which cost
-    # twice as much): the new values stand in the session as written, not as changes.
-    for invoice in touched.values():
-        set_committed_value(invoice, "amount_paid_minor", invoice.amount_paid_minor)
-        set_committed_value(invoice, "status", invoice.status)
+            set_committed_value(invoice, "amount_paid_minor",
+                                invoice.amount_paid_minor + share.amount_minor)
+            set_committed_value(invoice, "status", invoicing.settled_status(invoice))
     _SET_PAID.run_many(session, [{"invoice_id": i.id, "paid": i.amount_paid_minor,
                                   "status": i.status} for i in touched.values()])
     session.flush()  # whatever else is pending, as callers expect of post
