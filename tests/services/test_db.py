@@ -340,6 +340,21 @@ class TestInsertNow:
         with sessions() as session:
             assert session.get(Payment, payment.id).status == "refunded"
 
+    def test_in_a_savepoint_rolled_back_it_is_gone_from_the_session_too(self, sessions, scope):
+        payment = self.payment(scope)
+
+        def insert_then_roll_back(session) -> None:
+            with session.begin_nested():
+                session.add(payment)
+                db.insert_now(session, payment)
+                raise RuntimeError("savepoint rolled back")
+
+        with sessions() as session, transaction(session):
+            with pytest.raises(RuntimeError):
+                insert_then_roll_back(session)
+            assert payment not in session
+            assert session.get(Payment, payment.id) is None
+
     def test_a_model_with_relationships_is_refused(self, session):
         class Base(DeclarativeBase):
             pass

@@ -226,6 +226,34 @@ class TestRecordedPayments:
             assert s.scalars(select(Invoice.status).where(Invoice.id == invoice.id)).one() == "open"
 
 
+def test_a_payment_applied_in_a_savepoint_rolled_back_leaves_the_invoice_as_it_was(till):
+    # Applied outside a savepoint, the invoice's new amounts are written past the unit of
+    # work; in one, a rollback must take them back in the session as in the database.
+    invoice = till.invoice(10_000)
+    made = []
+
+    def pay_then_roll_back(s: Session, held: Invoice) -> None:
+        with s.begin_nested():
+            payment, _ = recording._new(
+                s, till.scope, billing_account_id=till.account.id, amount_minor=4_000,
+                method="check", instrument_token=None, invoice_ids=[invoice.id],
+                reference=None, key="savepoint")
+            made.append(payment)
+            payment.status, payment.gateway = "succeeded", "none"
+            paying.settle(s, till.scope, payment)
+            assert (held.amount_paid_minor, held.status) == (4_000, "partially_paid")
+            raise RuntimeError("savepoint rolled back")
+
+    with till.factory() as s, transaction(s):
+        held = s.get(Invoice, invoice.id)
+        before = (held.amount_paid_minor, held.status)
+        with pytest.raises(RuntimeError, match="savepoint"):
+            pay_then_roll_back(s, held)
+        assert (held.amount_paid_minor, held.status) == before
+        assert made[0] not in s
+    assert (till.reread(invoice).amount_paid_minor, till.reread(invoice).status) == before
+
+
 def record_watching(till: Till, wanted: Callable[[str], bool], **payment: Any) -> list[str]:
     """Record a check payment on the till's account; the statements it ran that ``wanted``
     picks out."""

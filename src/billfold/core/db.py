@@ -659,10 +659,14 @@ def insert_now(session: Session, instance: Any) -> None:
     made on a path run at a rate, whose flush by the unit of work cost four times the
     statement. Each column takes the instance's value, else its constant default, else
     NULL; a model with relationships, or a column with a computed default left unset, is
-    refused. No ORM events run (none are used)."""
+    refused. No ORM events run (none are used). In a savepoint the session flushes it
+    instead: a savepoint rolled back forgets only what the unit of work wrote."""
     mapper = inspect(type(instance))
     if mapper.relationships:
         raise ValueError(f"{mapper.class_.__name__} has relationships: flush it instead")
+    if session.in_nested_transaction():
+        session.flush()
+        return
     table = mapper.local_table
     direct = _INSERT_NOW.get(table)
     if direct is None:

@@ -103,17 +103,25 @@ def post(session: Session, scope: Scope, payment: Payment, *, source: SourceRef,
     if payment in session.new:  # recorded just now (a check): inserted here, not flushed
         insert_now(session, payment)
     _INSERT_ALLOCATION.run_many(session, rows)
-    # Written with one statement, not by the session's unit of work (which cost twice as
-    # much): the new values go into the session as written, not as changes to flush.
+    # The invoices are written with one statement, not by the session's unit of work
+    # (which cost twice as much): the new values go into the session as written, not as
+    # changes to flush. Not in a savepoint, whose rollback forgets only what the unit of
+    # work wrote: the session would keep the new values.
+    direct = not session.in_nested_transaction()
     touched = {}
     for share in shares:
         if share.invoice_id:
             invoice = touched[share.invoice_id] = invoices[share.invoice_id]
-            set_committed_value(invoice, "amount_paid_minor",
-                                invoice.amount_paid_minor + share.amount_minor)
-            set_committed_value(invoice, "status", invoicing.settled_status(invoice))
-    _SET_PAID.run_many(session, [{"invoice_id": i.id, "paid": i.amount_paid_minor,
-                                  "status": i.status} for i in touched.values()])
+            paid = invoice.amount_paid_minor + share.amount_minor
+            if direct:
+                set_committed_value(invoice, "amount_paid_minor", paid)
+                set_committed_value(invoice, "status", invoicing.settled_status(invoice))
+            else:
+                invoice.amount_paid_minor = paid
+                invoicing.settle_status(invoice)
+    if direct:
+        _SET_PAID.run_many(session, [{"invoice_id": i.id, "paid": i.amount_paid_minor,
+                                      "status": i.status} for i in touched.values()])
     session.flush()  # whatever else is pending, as callers expect of post
     return list(touched.values())
 
