@@ -263,6 +263,8 @@ class TestCheckpointsInBackground:
             with engine.connect() as conn:
                 assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == \
                     db.FALLBACK_CHECKPOINT_PAGES  # no commit of theirs checkpoints
+                assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == \
+                    db.LOG_SIZE_LIMIT_BYTES
                 before = path.stat().st_size
                 conn.exec_driver_sql("INSERT INTO blob VALUES (zeroblob(4000000))")
                 conn.commit()  # into the log; no commit copies it back at this size
@@ -354,6 +356,15 @@ class TestInsertNow:
                 insert_then_roll_back(session)
             assert payment not in session
             assert session.get(Payment, payment.id) is None
+
+    def test_a_column_left_to_a_computed_default_is_refused(self, session, scope):
+        from billfold.tenants.models import TenantSettings
+
+        unset = TenantSettings(tenant_id=scope.tenant_id, mode=scope.mode)  # allowed_origins
+        session.add(unset)
+        with pytest.raises(ValueError, match="allowed_origins has a computed default"):
+            db.insert_now(session, unset)
+        session.rollback()
 
     def test_a_model_with_relationships_is_refused(self, session):
         class Base(DeclarativeBase):

@@ -23,7 +23,7 @@ from sqlalchemy import Column, Table, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from billfold.core.db import pg_array
+from billfold.core.db import constant_default, pg_array
 
 
 def _converter(dialect: Dialect, columns: Sequence[Column[Any]]
@@ -86,20 +86,6 @@ def _quoted(dialect: Dialect, name: str) -> str:
     return dialect.identifier_preparer.quote(name)
 
 
-def _constant_defaults(table: Table, given: Sequence[str]) -> dict[str, Any]:
-    """Constant Python-side defaults of the columns the rows leave out; a callable default
-    cannot be applied here, so leaving such a column out is a programming error."""
-    defaults: dict[str, Any] = {}
-    for column in table.columns:
-        if column.name in given or column.default is None:
-            continue
-        default = column.default
-        if not getattr(default, "is_scalar", False):
-            raise ValueError(f"{table.name}.{column.name} has a computed default: give it")
-        defaults[column.name] = default.arg  # type: ignore[attr-defined]
-    return defaults
-
-
 # Up to this many rows go to PostgreSQL as INSERTs, more as COPY.
 FEW_ROWS = 16
 
@@ -115,7 +101,8 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     keys = rows[0].keys()
     if any(row.keys() != keys for row in rows):
         raise ValueError(f"rows for {table.name} must all have the same keys")
-    defaults = _constant_defaults(table, names)
+    defaults = {column.name: constant_default(column) for column in table.columns
+                if column.name not in names and column.default is not None}
     names += list(defaults)
     columns = [table.c[name] for name in names]
     connection = session.connection()

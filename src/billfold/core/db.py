@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine, make_url
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidRequestError
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -262,7 +262,7 @@ def _begin_immediate(dbapi_connection: Any) -> None:
 
 # SQLite copies its write-ahead log back into the database file (a checkpoint) in
 # whichever commit takes the log past 1,000 pages, and that commit waits for the copy and
-# its fsync: recording payments one after another, one in twenty took over twice the
+# its fsync: recording payments one after another, 3-6% took over twice the
 # median for it (p99 9.6 ms; 5.8 ms with no checkpoint in any commit). A server therefore
 # checkpoints on a thread of its own, its connections only once the log passes
 # FALLBACK_CHECKPOINT_PAGES (should that thread ever fall behind), and a log grown large
@@ -531,27 +531,16 @@ __all__ = [
 ]
 
 
-def run(session: Session, statement: Executable, params: Mapping[str, Any] | None = None
-        ) -> CursorResult[Any]:
-    """Execute a Core statement — a select of columns, an insert or update of a Table — on
-    the session's connection, in its transaction, past the ORM's execution pipeline: for
-    the statements of a request made at a rate. session.execute spends 35-45 µs on SQLite
-    and 50-90 µs on PostgreSQL per statement working out ORM options a statement of
-    columns does not have (measured on the statements of a pay session, hot). Changes
-    pending in the session are flushed first, as session.execute would. Rows come back as
-    Core rows; a select of ORM entities gets their columns, not instances."""
-    session.flush()  # nothing to do, and cheap, when nothing is pending
-    return session.connection().execute(statement, params)
-
-
 class Direct:
     """A Core statement run on the driver's own cursor, for the few statements every
-    request of a kind runs (a key's lookup, a pay session's invoice read and insert):
+    request of a kind runs (a key's lookup, a pay session's reads and insert, a recorded
+    payment's writes):
     compiled once per dialect (the statement, or a function building it for a dialect's
     name) and set of parameter names, its parameters and results converted by its types, as
     SQLAlchemy would, but without its execution pipeline, which cost 2-3 times what the
     driver does for such a statement (a select of 29 columns by key: 69 µs against 14 µs on
-    SQLite). In the session's transaction, pending changes flushed first, as ``run``.
+    SQLite). In the session's transaction, pending changes flushed first, as
+    ``session.execute`` would.
     Driver errors come back wrapped as SQLAlchemy's (IntegrityError, OperationalError).
     What it skips: SQLAlchemy's statement events and echo, and expanding parameters
     (``IN`` lists), which it refuses."""
@@ -653,6 +642,16 @@ class _DirectForm:
         return self.row._make(row)
 
 
+def constant_default(column: Any) -> Any:
+    """A column's constant Python-side default, for a row inserted past the unit of work
+    that leaves the column out; a callable default cannot be applied there, so leaving
+    such a column out is a programming error."""
+    default = column.default
+    if not getattr(default, "is_scalar", False):
+        raise ValueError(f"{column.table.name}.{column.name} has a computed default: give it")
+    return default.arg
+
+
 def insert_now(session: Session, instance: Any) -> None:
     """Insert a pending instance with one ``Direct`` statement (what else is pending
     flushed first) and keep it in the session as if loaded from its row: for an object
@@ -673,16 +672,14 @@ def insert_now(session: Session, instance: Any) -> None:
         direct = _INSERT_NOW.setdefault(table, Direct(cast(Table, table).insert()))
     values = instance.__dict__
     row: dict[str, Any] = {}
-    for column in table.columns:
+    for column in table.columns:  # each column's value, also in the instance as loaded
         key = mapper.get_property_by_column(column).key
         if key in values:
             row[column.name] = values[key]
         elif column.default is None:
             row[column.name] = values[key] = None
-        elif getattr(column.default, "is_scalar", False):
-            row[column.name] = values[key] = column.default.arg
         else:
-            raise ValueError(f"{table.name}.{column.name} has a computed default: set it")
+            row[column.name] = values[key] = constant_default(column)
     session.expunge(instance)
     direct.run(session, row)
     make_transient_to_detached(instance)

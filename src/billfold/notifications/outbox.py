@@ -94,7 +94,7 @@ def enqueue_messages(session: Session, scope: Scope, rows: Sequence[dict[str, An
     its emails together; a flush of new objects costs more)."""
     if not rows:
         return []
-    # One row as a plain execute: a payment's receipt email is one, on the payment's path.
+    # One row directly: a payment's receipt email is one, on the payment's path.
     _INSERT_MESSAGE.run_many(session, rows)
     messages: list[OutboxMessage] = [persisted(session, OutboxMessage, dict(row))
                                      for row in rows]
