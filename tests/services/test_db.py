@@ -242,6 +242,26 @@ class TestDirect:
         session.rollback()
 
 
+
+class TestDirectAmong:
+    """db.DirectAmong: a short list as scalars on PostgreSQL, a longer one as one
+    parameter; the same rows either way."""
+
+    BY_KEYS = db.DirectAmong(lambda _dialect, among: select(LedgerAccount.key).where(
+        LedgerAccount.tenant_id == bindparam("tenant"), among(LedgerAccount.key)), "keys")
+
+    def test_every_count_finds_exactly_the_keys_given(self, session, scope):
+        _ledger_accounts_keyed_awkwardly(session, scope)
+        present = [k for k in AWKWARD if k != "plain"]
+        for wanted in ([], ["NULL"], ["plain", "plain"], present[:1], present[:2],
+                       [*present[:3], "not there"], [*present[:4], '"', "\\"],
+                       [*present, "not there"]):
+            found = self.BY_KEYS.run(session, {"tenant": scope.tenant_id, "keys": wanted})
+            assert sorted(row.key for row in found) == sorted(set(wanted) & set(AWKWARD)), \
+                wanted
+        session.rollback()
+
+
 class TestCheckpointsInBackground:
     """A server's SQLite connections leave checkpoints of the write-ahead log to a thread
     of its own, so that no request's commit waits for one."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
-from fastapi import FastAPI
+import pytest
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import APIRoute, _IncludedRouter
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
@@ -116,3 +117,114 @@ def test_every_request_gives_its_database_connection_back(client, engine):
     client.headers["Authorization"] = "Bearer bf_test_unknown"
     assert client.get("/v1/customers").status_code == 401
     assert engine.pool.checkedout() == 0
+
+
+class _In(BaseModel):
+    name: str
+    count: int = 1
+
+
+class _Out(BaseModel):
+    name: str
+    count: int
+    caller: str
+
+
+async def _caller(request: Request) -> str:
+    return request.headers.get("x-caller", "nobody")
+
+
+def _things_app(router: APIRouter) -> FastAPI:
+    @router.post("/things", response_model=_Out, status_code=201)
+    def make_thing(body: _In, who: Annotated[str, Depends(_caller)]) -> dict[str, Any]:
+        return {"name": body.name, "count": body.count, "caller": who, "dropped": True}
+
+    @router.post("/things/search", response_model=_Out)
+    def search(body: _In, limit: int = 5) -> dict[str, Any]:
+        return {"name": body.name, "count": limit, "caller": "q"}
+
+    application = FastAPI()
+    application.include_router(router)
+    return application
+
+
+class TestLeanRoute:
+    """Router's LeanRoute serves an ordinary JSON request past FastAPI's general handling,
+    and leaves every other request to it: what a client sees must not differ."""
+
+    REQUESTS: ClassVar[list[tuple[str, bytes, str | None]]] = [
+        ("/things", b'{"name": "a", "count": 2}', "application/json"),
+        ("/things", b'{"name": "a"}', "application/json; charset=utf-8"),
+        ("/things", b'{"name": "a"}', None),
+        ("/things", b'{"name": "a"}', "text/plain"),
+        ("/things", b'{"count": "many"}', "application/json"),
+        ("/things", b'{"name": 5}', "application/json"),
+        ("/things", b'["name"]', "application/json"),
+        ("/things", b'{"name": "a",}', "application/json"),
+        ("/things", b"", "application/json"),
+        ("/things", b"[" * 100_000 + b"]" * 100_000, "application/json"),
+        ("/things", b'{"name": "\xff"}', "application/json"),
+        ("/things/search?limit=9", b'{"name": "s"}', "application/json"),
+    ]
+
+    def test_every_request_is_answered_as_fastapi_would(self):
+        from fastapi import APIRouter as Plain
+
+        answers = []
+        for router in (Router(), Plain()):
+            with TestClient(_things_app(router), raise_server_exceptions=False) as http:
+                answers.append([_answer(http, path, body, kind)
+                                for path, body, kind in self.REQUESTS])
+        lean, plain = answers
+        for request, mine, theirs in zip(self.REQUESTS, lean, plain, strict=True):
+            assert mine == theirs, request
+        assert lean[0] == (201, "application/json", {"name": "a", "count": 2,
+                                                     "caller": "nobody"})
+
+    def test_only_what_it_cannot_serve_goes_to_fastapis_handler(self, monkeypatch):
+        solved = _count_solving(monkeypatch)
+        application = _things_app(Router())
+        with TestClient(application) as http:
+            assert http.post("/things", json={"name": "a"}, headers={"x-caller": "c"}).json() \
+                == {"name": "a", "count": 1, "caller": "c"}
+            assert solved == []
+            http.post("/things", content=b'{"name": "a"}',
+                      headers={"content-type": "application/json; charset=utf-8"})
+            assert len(solved) == 1  # another Content-Type
+            http.post("/things", json={"count": 1})
+            assert len(solved) == 2  # fails validation: FastAPI's error
+            http.post("/things/search", json={"name": "a"})
+            assert len(solved) == 3  # a query parameter: never lean
+            application.dependency_overrides[_caller] = lambda: "override"
+            assert http.post("/things", json={"name": "a"}).json()["caller"] == "override"
+            assert len(solved) == 4
+
+    def test_the_api_routes_are_lean(self, client, monkeypatch):
+        solved = _count_solving(monkeypatch)
+        assert client.get("/v1/settings").status_code == 200
+        missing = client.post("/v1/pay_sessions", json={"invoices": [{"invoice_id": "inv_" + "0" * 32}]})
+        assert missing.status_code == 422, missing.text  # the service's answer
+        assert solved == []
+
+
+def _answer(http: TestClient, path: str, body: bytes, kind: str | None
+            ) -> tuple[int, str, Any]:
+    headers = {"content-type": kind} if kind else {}
+    response = http.post(path, content=body, headers=headers)
+    content_type = response.headers.get("content-type", "")
+    return (response.status_code, content_type,
+            response.json() if content_type == "application/json" else response.text)
+
+
+def _count_solving(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    import fastapi.routing
+
+    solved: list[int] = []
+    original = fastapi.routing.solve_dependencies
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        solved.append(1)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counting)
+    return solved

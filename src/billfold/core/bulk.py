@@ -23,7 +23,7 @@ from sqlalchemy import Column, Table, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from billfold.core.db import constant_default, pg_array
+from billfold.core.db import SCALAR_LIST, constant_default, pg_array
 
 
 def _converter(dialect: Dialect, columns: Sequence[Column[Any]]
@@ -188,19 +188,30 @@ def update_rows(session: Session, table: Table, column: str, rows: Sequence[tupl
     if dialect.name == "postgresql":
         key_type = key_column.type.compile(dialect=dialect)
         value_type = value_column.type.compile(dialect=dialect)
-        # The keys are given twice: joined to the values alone, the planner may hash the
-        # whole table (a sequential scan per batch: a bill run's service updates grew
-        # with the table, 20 ms a batch over 60,000 services); "= ANY" finds just the
-        # rows in the key's index.
-        statement = (f"UPDATE {name} SET {target} = {new_value} "
-                     f"FROM unnest(%s::{key_type}[], %s::{value_type}[]) AS v(key, value) "
-                     f"WHERE {name}.{key_name} = v.key "
-                     f"AND {name}.{key_name} = ANY(%s::{key_type}[])")
+        if len(values) <= SCALAR_LIST:
+            # A few rows (a payment's two or three ledger accounts) as scalars: PostgreSQL
+            # plans the statement once per connection, where arrays it cannot see had it
+            # plan each run afresh (db.DirectAmong).
+            pair = f"(%s::{key_type}, %s::{value_type})"
+            statement = (f"UPDATE {name} SET {target} = {new_value} "
+                         f"FROM (VALUES {', '.join([pair] * len(values))}) AS v(key, value) "
+                         f"WHERE {name}.{key_name} = v.key")
+            parameters: tuple[Any, ...] = tuple(item for row in values for item in row)
+        else:
+            # The keys are given twice: joined to the values alone, the planner may hash
+            # the whole table (a sequential scan per batch: a bill run's service updates
+            # grew with the table, 20 ms a batch over 60,000 services); "= ANY" finds just
+            # the rows in the key's index.
+            statement = (f"UPDATE {name} SET {target} = {new_value} "
+                         f"FROM unnest(%s::{key_type}[], %s::{value_type}[]) AS v(key, value) "
+                         f"WHERE {name}.{key_name} = v.key "
+                         f"AND {name}.{key_name} = ANY(%s::{key_type}[])")
+            keys = _array([k for k, _ in values])
+            parameters = (keys, _array([v for _, v in values]), keys)
         cursor = dbapi.cursor()
         try:
             with _as_sqlalchemy_errors(dialect, statement):
-                keys = _array([k for k, _ in values])
-                cursor.execute(statement, (keys, _array([v for _, v in values]), keys))
+                cursor.execute(statement, parameters)
         finally:
             cursor.close()
         return

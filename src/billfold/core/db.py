@@ -593,6 +593,55 @@ class Direct:
         return form
 
 
+# A list of up to this many values is sent to PostgreSQL as scalar parameters (DirectAmong).
+SCALAR_LIST = 4
+
+
+class DirectAmong:
+    """A ``Direct`` statement with one list parameter, ``name``, built by
+    ``build(dialect_name, among)``, where ``among(column)`` is the condition "the column's
+    value is in the list".
+
+    On PostgreSQL a list of one to ``SCALAR_LIST`` values goes as that many scalar
+    parameters, one statement per count; a longer list, and any list on SQLite, as one
+    parameter (``among_parameter``). PostgreSQL reuses a prepared statement's generic plan
+    only when it costs no more than planning afresh, and it costs a list it cannot see at
+    ten values: for a short list it planned every run again. A pay session's invoice read
+    (three tables, ten indexes on the invoice) spent 0.76 ms in the planner and 0.05 ms
+    running — three quarters of what PostgreSQL did for the whole session. With scalars
+    the generic plan is the custom one, made once per connection."""
+
+    def __init__(self, build: Callable[[str, Callable[[Any], ColumnElement[bool]]], Executable],
+                 name: str) -> None:
+        self._build, self.name = build, name
+        self._forms: dict[int, Direct] = {}
+
+    def run(self, session: Session, params: Mapping[str, Any]) -> list[Any]:
+        values = params[self.name]
+        count = len(values) if 0 < len(values) <= SCALAR_LIST else 0
+        form = self._forms.get(count)
+        if form is None:
+            form = self._forms[count] = Direct(lambda dialect: self.statement(dialect, count))
+        if count:
+            # Both ways: the statement takes whichever its dialect's form reads.
+            params = {**params, **{f"{self.name}_{i}": value for i, value in enumerate(values)}}
+        return form.run(session, params)
+
+    def statement(self, dialect: str, count: int) -> Executable:
+        """The statement for ``count`` values (0: for any number, as one parameter)."""
+        name = self.name
+
+        def among(column: Any) -> ColumnElement[bool]:
+            if dialect != "postgresql" or not count:
+                return among_parameter(dialect, column, name, one_parameter=True)
+            if count == 1:
+                return cast(ColumnElement[bool], column == bindparam(f"{name}_0", type_=column.type))
+            return cast(ColumnElement[bool], column.in_(
+                [bindparam(f"{name}_{i}", type_=column.type) for i in range(count)]))
+
+        return self._build(dialect, among)
+
+
 class _DirectForm:
     """A statement compiled for one dialect and one set of parameter names (an insert's
     columns are those it is given)."""

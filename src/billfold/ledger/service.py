@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billfold.core import bulk, clock, ids
-from billfold.core.db import Direct, among_parameter, get_scoped
+from billfold.core.db import DirectAmong, get_scoped
 from billfold.core.errors import BillfoldError, Conflict
 from billfold.core.scope import Scope
 from billfold.ledger.models import (
@@ -239,17 +239,18 @@ def _find_ledger_accounts(session: Session, scope: Scope, keys: list[tuple[str, 
     return found
 
 
-def _accounts_statement(dialect: str) -> Select[str, str]:
+def _accounts_statement(_dialect: str, among: Callable[[Any], ColumnElement[bool]]
+                        ) -> Select[str, str]:
     """Built once per dialect: every posting runs it. A bill-run batch asks for hundreds of
     keys, so they are one parameter (an array on PostgreSQL, JSON on SQLite): the
-    statement's text stays the same whatever their number."""
+    statement's text stays the same whatever their number. A payment's few keys go to
+    PostgreSQL one by one, so that it plans the statement once (DirectAmong)."""
     return select(LedgerAccount.key, LedgerAccount.id).where(
         LedgerAccount.tenant_id == bindparam("tenant"), LedgerAccount.mode == bindparam("mode"),
-        LedgerAccount.currency == bindparam("currency"),
-        among_parameter(dialect, LedgerAccount.key, "keys", one_parameter=True))
+        LedgerAccount.currency == bindparam("currency"), among(LedgerAccount.key))
 
 
-_LEDGER_ACCOUNTS = Direct(_accounts_statement)
+_LEDGER_ACCOUNTS = DirectAmong(_accounts_statement, "keys")
 
 
 def reverse(

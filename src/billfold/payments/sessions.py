@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from billfold.access import payers as payer_users
 from billfold.core import clock, db, ids
-from billfold.core.db import among, among_parameter, persisted
+from billfold.core.db import among, persisted
 from billfold.core.errors import BillfoldError, Conflict, FieldError, NotFound, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount, Customer
@@ -214,8 +214,8 @@ def create_native(session: Session, scope: Scope, *, invoices: Sequence[Mapping[
 
 
 # What a session needs of its invoices, their accounts and customers, in one statement
-# built once per dialect.
-_PAYABLE = db.Direct(lambda dialect: (
+# built once per dialect (and, on PostgreSQL, per number of invoices: db.DirectAmong).
+_PAYABLE = db.DirectAmong(lambda dialect, among: (
     select(Invoice.id, Invoice.number, Invoice.status, Invoice.billing_account_id,
            Invoice.currency, Invoice.issue_date, Invoice.due_date, Invoice.total_minor,
            Invoice.adjustments_minor, Invoice.amount_paid_minor,
@@ -224,7 +224,7 @@ _PAYABLE = db.Direct(lambda dialect: (
     .join(BillingAccount, BillingAccount.id == Invoice.billing_account_id)
     .join(Customer, Customer.id == BillingAccount.customer_id)
     .where(Invoice.tenant_id == bindparam("tenant"), Invoice.mode == bindparam("mode"),
-           among_parameter(dialect, Invoice.id, "ids", one_parameter=True))))
+           among(Invoice.id))), "ids")
 
 
 def _amount_due(row: Any) -> int:
