@@ -208,6 +208,22 @@ def test_the_ledger_account_lookup_uses_the_whole_unique_index(engine):
     assert "currency=? AND key=?" in plan, plan
 
 
+def _receivable_accounts(session, scope, count: int) -> list[str]:
+    """``count`` receivable ledger accounts of one tenant (as in a single biller's
+    database), committed; their billing accounts' ids."""
+    from billfold.core import bulk
+    from billfold.ledger.models import LedgerAccount
+
+    with transaction(session):
+        accounts = [ids.new_id("billing_account") for _ in range(count)]
+        bulk.insert_rows(session, LedgerAccount.__table__, [
+            {"id": ids.new_id("ledger_account"), "tenant_id": scope.tenant_id,
+             "mode": scope.mode, "kind": "receivable", "currency": "USD",
+             "billing_account_id": account, "key": f"receivable:{account}",
+             "balance_minor": 0, "created_at": DAY_AT} for account in accounts])
+    return accounts
+
+
 def test_the_ledger_account_lookups_generic_plan_uses_the_index(own_db):
     # PostgreSQL prepares a statement a connection runs often and may then plan it once
     # for any parameters, counting ten entries for each array it cannot see.
@@ -219,17 +235,9 @@ def test_the_ledger_account_lookups_generic_plan_uses_the_index(own_db):
 
     from sqlalchemy.dialects import postgresql
 
-    from billfold.core import bulk
-    from billfold.ledger.models import LedgerAccount
     from billfold.ledger.service import _LEDGER_ACCOUNTS
 
-    with transaction(session):  # one tenant's accounts, as in a single biller's database
-        accounts = [ids.new_id("billing_account") for _ in range(2000)]
-        bulk.insert_rows(session, LedgerAccount.__table__, [
-            {"id": ids.new_id("ledger_account"), "tenant_id": scope.tenant_id,
-             "mode": scope.mode, "kind": "receivable", "currency": "USD",
-             "billing_account_id": account, "key": f"receivable:{account}",
-             "balance_minor": 0, "created_at": DAY_AT} for account in accounts])
+    accounts = _receivable_accounts(session, scope, 2000)
     # The form for any number of keys (a bill-run batch's hundreds), the array.
     sql = str(_LEDGER_ACCOUNTS.statement("postgresql", 0).compile(dialect=postgresql.dialect()))
     names = re.findall(r"%\((\w+)\)s", sql)
@@ -258,17 +266,9 @@ def test_postgresql_plans_a_payments_ledger_account_lookup_once(own_db):
     session, scope = own_db
     if session.get_bind().dialect.name != "postgresql":
         pytest.skip("PostgreSQL's plan cache")
-    from billfold.core import bulk
-    from billfold.ledger.models import LedgerAccount
     from billfold.ledger.service import _LEDGER_ACCOUNTS
 
-    with transaction(session):
-        accounts = [ids.new_id("billing_account") for _ in range(2000)]
-        bulk.insert_rows(session, LedgerAccount.__table__, [
-            {"id": ids.new_id("ledger_account"), "tenant_id": scope.tenant_id,
-             "mode": scope.mode, "kind": "receivable", "currency": "USD",
-             "billing_account_id": account, "key": f"receivable:{account}",
-             "balance_minor": 0, "created_at": DAY_AT} for account in accounts])
+    accounts = _receivable_accounts(session, scope, 2000)
     session.execute(text("ANALYZE ledger_account"))
     session.commit()
     keys = [f"receivable:{accounts[0]}", f"receivable:{accounts[1]}"]
