@@ -308,6 +308,75 @@ class TestCheckpointsInBackground:
             db.make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")) is None
 
 
+
+class TestPersisted:
+    """db.persisted (db.attach_as_loaded) puts a row just written with Core in the session
+    as a query would load it: persistent, unchanged, read without SQL, its changes
+    written as UPDATEs; what it was not given loads on first use."""
+
+    def row(self, scope):
+        return TestDirect().values(scope)
+
+    def test_it_is_persistent_unchanged_and_its_changes_are_updates(self, sessions, scope):
+        row = self.row(scope)
+        with sessions() as session, transaction(session):
+            TestDirect.INSERT.run(session, row)
+            instance = db.persisted(session, PaySession, row)
+            state = inspect(instance)
+            assert state.persistent
+            assert instance in session
+            assert not session.dirty
+            assert session.get(PaySession, row["id"]) is instance  # no SQL: the same object
+            seen = _statements_during(session, lambda: setattr(instance, "status", "paid"))
+            assert seen == []
+            seen = _statements_during(session, session.flush)
+            assert len(seen) == 1
+            assert seen[0].startswith("UPDATE pay_session")
+        with sessions() as session:
+            assert session.get(PaySession, row["id"]).status == "paid"
+
+    def test_what_it_was_not_given_loads_on_first_use(self, sessions, scope):
+        row = self.row(scope)
+        with sessions() as session, transaction(session):
+            TestDirect.INSERT.run(session, row)
+            partial = {k: v for k, v in row.items() if k not in ("lines", "view_mode")}
+            instance = db.persisted(session, PaySession, partial)
+            assert inspect(instance).expired_attributes == {"lines", "view_mode"}
+            assert (instance.view_mode, instance.lines) == (1, row["lines"])  # loaded
+
+    def test_an_identity_already_in_the_session_is_refused(self, sessions, scope):
+        row = self.row(scope)
+        with sessions() as session, transaction(session):
+            TestDirect.INSERT.run(session, row)
+            first = db.persisted(session, PaySession, row)  # held: the map's refs are weak
+            with pytest.raises(InvalidRequestError, match="already present"):
+                db.persisted(session, PaySession, row)
+            assert session.get(PaySession, row["id"]) is first
+            session.rollback()
+
+    def test_a_session_not_yet_in_a_transaction_begins_one(self, sessions, scope):
+        row = self.row(scope)
+        with sessions() as session:
+            instance = db.persisted(session, PaySession, row)  # as add() would, it begins
+            assert session.in_transaction()
+            assert inspect(instance).persistent
+            session.rollback()
+
+
+def _statements_during(session, action) -> list[str]:
+    seen: list[str] = []
+    engine = session.get_bind()
+
+    def listener(*args):
+        seen.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        action()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    return seen
+
 class TestInsertNow:
     """db.insert_now writes a pending instance with one statement and keeps it in the
     session as loaded: the row must be what a flush would have written."""
