@@ -60,9 +60,10 @@ class LeanRoute(APIRoute):
     header or cookie parameters. Then a request that declares ``application/json`` and
     whose body parses and validates is served here, its result checked against the
     response model and serialized as FastAPI would; any other request — no or another
-    Content-Type, bad JSON, a body that fails validation, dependency overrides set — goes
-    to FastAPI's own handler, which reads the body the request already holds, so every
-    error is FastAPI's exactly (tests/web/test_routing.py)."""
+    Content-Type, bad JSON, a body that fails validation, dependency overrides set,
+    FastAPI's telemetry collecting — goes to FastAPI's own handler, which reads the body
+    the request already holds, so every error is FastAPI's exactly
+    (tests/web/test_routing.py)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         fallback = super().get_route_handler()
