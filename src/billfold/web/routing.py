@@ -121,7 +121,7 @@ class LeanRoute(APIRoute):
             content = await serialize_response(field=response_field, response_content=result,
                                                dump_json=response_field is not None, **dump)
             if response_field is None:
-                return _JSON_RESPONSE(content, status_code=status_code or 200)
+                return JSONResponse(content, status_code=status_code or 200)
             return Response(content, status_code=status_code or 200,
                             media_type="application/json")
 
@@ -138,7 +138,7 @@ def _lean_enough(route: Any) -> bool:
         return False
     response_class = route.response_class
     if not isinstance(response_class, DefaultPlaceholder) \
-            or response_class.value is not _JSON_RESPONSE:
+            or response_class.value is not JSONResponse:
         return False
     if dependant.path_params or dependant.query_params or dependant.header_params \
             or dependant.cookie_params or dependant.response_param_name \
@@ -215,9 +215,6 @@ class Router(APIRouter):
                 b != other and b.startswith(other) for other in found)))
             self._counted = len(self.routes)
         return self._beginnings
-
-
-_JSON_RESPONSE = JSONResponse
 
 
 def in_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:

@@ -259,28 +259,29 @@ def test_the_ledger_account_lookups_generic_plan_uses_the_index(own_db):
     assert re.search(r"\(currency\)::text = \(\$\d\)::text", plan), plan
 
 
-def test_postgresql_plans_a_payments_ledger_account_lookup_once(own_db):
-    # A payment asks for two or three keys. Sent as an array, PostgreSQL planned the
-    # lookup afresh on every run (custom plans only: it costs an array it cannot see at
-    # ten values, more than planning); as scalars (db.DirectAmong) it plans it once.
+def test_postgresql_plans_a_payments_ledger_statements_once(own_db):
+    # A payment's entry asks for two or three accounts and moves their balances. Sent as
+    # arrays, PostgreSQL planned the account lookup and the balance update afresh on every
+    # run (custom plans only: it costs an array it cannot see at ten values, more than
+    # planning); as scalars (db.DirectAmong, bulk.update_rows) it plans each once.
     session, scope = own_db
     if session.get_bind().dialect.name != "postgresql":
         pytest.skip("PostgreSQL's plan cache")
-    from billfold.ledger.service import _LEDGER_ACCOUNTS
-
     accounts = _receivable_accounts(session, scope, 2000)
     session.execute(text("ANALYZE ledger_account"))
     session.commit()
-    keys = [f"receivable:{accounts[0]}", f"receivable:{accounts[1]}"]
     # psycopg prepares a statement on its sixth run; PostgreSQL plans a prepared one five
     # times for its values before it weighs one plan for any values.
-    for _ in range(14):
-        found = _LEDGER_ACCOUNTS.run(session, {"tenant": scope.tenant_id, "mode": scope.mode,
-                                               "currency": "USD", "keys": keys})
-        assert sorted(row.key for row in found) == sorted(keys)
-    plans = session.execute(text(
-        "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-        "WHERE statement LIKE 'SELECT ledger_account.key, ledger_account.id%'")).all()
+    with transaction(session):  # one entry a call, as a payment posts (post_many)
+        for number, account in enumerate(accounts[:14]):
+            ledger.post_many(session, scope, [ledger.NewEntry(
+                SourceRef("invoice", f"inv_{number}"), invoice_lines(account, 1000), "x", DAY)])
+    plans = {row[0]: row for row in session.execute(text(
+        "SELECT split_part(statement, ' ', 1), generic_plans, custom_plans "
+        "FROM pg_prepared_statements WHERE statement LIKE 'SELECT ledger_account.key%' "
+        "OR statement LIKE 'UPDATE ledger_account SET balance_minor%'"))}
     session.rollback()
-    assert len(plans) == 1, plans
-    assert plans[0].generic_plans >= 2, plans
+    assert plans.keys() == {"SELECT", "UPDATE"}, plans
+    assert plans["SELECT"].generic_plans >= 2, plans
+    assert plans["UPDATE"].generic_plans >= 2, plans
+    assert verify(session) == []  # the balances moved are the postings' sums
