@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections import namedtuple
+from collections import deque, namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -211,24 +211,68 @@ class _WriterTurns:
     already; but the busy handler polls with sleeps of up to 100 ms, which under eight
     concurrent requests made p99 latency half a second. A lock hands the turn over as soon
     as the holder's connection returns to the pool. Other processes still queue on
-    busy_timeout, and a wait that outlasts it falls through to SQLite, as before."""
+    busy_timeout, and a wait that outlasts it falls through to SQLite, as before.
+
+    Turns are taken in the order they were asked for: the turn passes straight to the
+    longest waiter. With a plain lock, whichever thread got to it first after a release
+    took it, so a request could be passed over several times in a row.
+    """
 
     def __init__(self, timeout_seconds: float) -> None:
-        self._lock = threading.Lock()
+        self._mutex = threading.Lock()
+        self._busy = False
+        self._waiting: deque[threading.Lock] = deque()
         self._timeout = timeout_seconds
 
     def take(self, connection_info: dict[str, Any]) -> None:
-        if not connection_info.get("billfold.writer_turn") and self._lock.acquire(
-                timeout=self._timeout):
+        if not connection_info.get("billfold.writer_turn") and self._acquire(self._timeout):
             connection_info["billfold.writer_turn"] = True
 
     def give_back(self, connection_info: dict[str, Any]) -> None:
         if connection_info.pop("billfold.writer_turn", False):
-            self._lock.release()
+            self._release()
+
+    @contextmanager
+    def held(self, timeout_seconds: float) -> Iterator[bool]:
+        """Hold the turn (no transaction of this process runs meanwhile) if it comes
+        within ``timeout_seconds``; yields whether it did."""
+        taken = self._acquire(timeout_seconds)
+        try:
+            yield taken
+        finally:
+            if taken:
+                self._release()
+
+    def _acquire(self, timeout_seconds: float) -> bool:
+        with self._mutex:
+            if not self._busy:
+                self._busy = True
+                return True
+            handed = threading.Lock()
+            handed.acquire()
+            self._waiting.append(handed)
+        if handed.acquire(timeout=timeout_seconds):
+            return True
+        with self._mutex:
+            if handed in self._waiting:
+                self._waiting.remove(handed)
+                return False
+        return True  # handed over just as the wait ran out
+
+    def _release(self) -> None:
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().release()  # the turn stays taken, by the next
+            else:
+                self._busy = False
+
+
+# Each SQLite engine's writer turns, for its Checkpointer.
+_TURNS: weakref.WeakKeyDictionary[Engine, _WriterTurns] = weakref.WeakKeyDictionary()
 
 
 def _configure_sqlite(engine: Engine) -> None:
-    turns = _WriterTurns(timeout_seconds=30)  # the busy timeout
+    turns = _TURNS[engine] = _WriterTurns(timeout_seconds=30)  # the busy timeout
 
     @sa_event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -267,19 +311,35 @@ def _begin_immediate(dbapi_connection: Any) -> None:
 # checkpoints on a thread of its own, its connections only once the log passes
 # FALLBACK_CHECKPOINT_PAGES (should that thread ever fall behind), and a log grown large
 # is cut back to LOG_SIZE_LIMIT_BYTES once copied.
+#
+# Copied back is not started over, though: SQLite writes the log from its beginning again
+# only for a writer that begins when every page of it has been copied, and under a steady
+# stream of commits some page is always newer than the last checkpoint. The log grew to
+# the fallback (recording payments from eight clients, by 3,000 pages every quarter
+# second), whose checkpoint then ran in a request's commit while every other request
+# waited for its turn: clusters of requests all 60-80 ms late, every second or two, the
+# benchmark's slowest 1%. And the longer the log, the slower every read (a page is looked
+# up in the log's index before the file). So once the log holds RESTART_PAGES, the thread
+# copies what is left while holding the writers' turn (a fraction of a millisecond: the
+# bulk was copied just before, alongside the writers), and the next writer starts it over.
 CHECKPOINT_SECONDS = 0.25
 FALLBACK_CHECKPOINT_PAGES = 25_000  # 100 MB of 4 KiB pages
+RESTART_PAGES = 1_000
 LOG_SIZE_LIMIT_BYTES = 64 * 2**20
 
 
 class Checkpointer:
     """Checkpoints a SQLite database's write-ahead log every CHECKPOINT_SECONDS on a
-    daemon thread, on a connection of its own (PASSIVE: it never waits for a lock nor
-    makes a writer wait), until ``stop`` or until its engine is gone."""
+    daemon thread, on a connection of its own (PASSIVE: it never waits for SQLite's lock
+    nor makes a writer wait for one), until ``stop`` or until its engine is gone. A log
+    past RESTART_PAGES is finished while this process's writers wait their turn, so that
+    it starts over (see above)."""
 
     def __init__(self, engine: Engine) -> None:
         self.path = str(engine.url.database)
         self.checkpoints = 0  # made so far, for tests and curiosity
+        self.restarts = 0  # of those, finished in the writers' turn
+        self.log_pages = 0  # the log's length at the last checkpoint
         self._stop = threading.Event()
         self._engine = weakref.ref(engine)
         self.thread = threading.Thread(target=self._run, name="billfold-sqlite-checkpoints",
@@ -292,16 +352,33 @@ class Checkpointer:
     def _run(self) -> None:
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
         try:
-            while not self._stop.wait(CHECKPOINT_SECONDS) and self._engine() is not None:
+            while not self._stop.wait(CHECKPOINT_SECONDS):
+                engine = self._engine()
+                if engine is None:
+                    return
+                turns = _TURNS.get(engine)
+                del engine  # the loop must not keep it alive
                 try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.checkpoints += 1
+                    self._checkpoint(connection, turns)
                 except sqlite3.Error as exc:  # the next turn tries again
                     # Busy: another process's checkpointer (serve --processes N) has it.
                     if "locked" not in str(exc) and "busy" not in str(exc):
                         log.warning("checkpoint of %s failed: %s", self.path, exc)
         finally:
             connection.close()
+
+    def _checkpoint(self, connection: sqlite3.Connection, turns: _WriterTurns | None) -> None:
+        _busy, pages, _copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.checkpoints += 1
+        self.log_pages = pages
+        if pages < RESTART_PAGES or turns is None:
+            return
+        # A writer that has the turn now (a bill run's chunk, say) is not waited for long:
+        # the next quarter second tries again.
+        with turns.held(CHECKPOINT_SECONDS) as taken:
+            if taken:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self.restarts += 1
 
 
 def checkpoint_in_background(engine: Engine) -> Checkpointer | None:
