@@ -8,7 +8,6 @@ import binascii
 from collections.abc import MutableMapping
 from typing import Any
 
-from anyio import to_thread
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +17,7 @@ from billfold.access import idempotency as idem
 from billfold.core.config import Settings
 from billfold.core.errors import Unauthorized
 from billfold.core.scope import Scope as TenantScope
+from billfold.web import workers
 from billfold.web.problems import PROBLEM, problem_bytes
 
 MUTATING = {"POST", "PATCH", "PUT", "DELETE"}
@@ -76,7 +76,7 @@ async def close_request_session(scope: MutableMapping[str, Any]) -> None:
     if session is None:
         return
     if session.in_transaction():
-        await to_thread.run_sync(session.close)
+        await workers.run_sync(session.close)
     else:
         session.close()
 
@@ -138,13 +138,13 @@ class RequestGuard:
             await _send_problem(send, 422, "validation_failed", "Validation failed",
                                 "Idempotency-Key: must be at most 255 characters")
             return
-        tenant = await to_thread.run_sync(self._authenticate, secret)
+        tenant = await workers.run_sync(self._authenticate, secret)
         if tenant is None:
             await self.app(scope, replay, send)  # the route answers 401
             return
         fingerprint = idem.request_hash(scope["method"], scope["path"],
                                         scope.get("query_string", b"").decode("latin-1"), body)
-        claim = await to_thread.run_sync(self._claim, tenant, key, fingerprint)
+        claim = await workers.run_sync(self._claim, tenant, key, fingerprint)
         if claim.outcome == "mismatch":
             await _send_problem(send, 422, "idempotency_key_reused", "Idempotency key reused",
                                 "This Idempotency-Key was used with a different request.")
@@ -188,10 +188,10 @@ class RequestGuard:
         finally:
             if status >= 500 or status in (401, 409, 429):
                 # Nothing was written (or we cannot tell): let the client retry the key.
-                await to_thread.run_sync(self._release, tenant, key)
+                await workers.run_sync(self._release, tenant, key)
             else:
-                await to_thread.run_sync(self._complete, tenant, key, status, content_type,
-                                         b"".join(parts))
+                await workers.run_sync(self._complete, tenant, key, status, content_type,
+                                       b"".join(parts))
 
     # -- database work, run in a worker thread ----------------------------------------
     def _authenticate(self, secret: str) -> TenantScope | None:

@@ -6,7 +6,6 @@ import json
 import logging
 from typing import Any
 
-from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,6 +13,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billfold.core.errors import BillfoldError, FieldError, Unauthorized
+from billfold.web import workers
 
 log = logging.getLogger("billfold.web")
 PROBLEM = "application/problem+json"
@@ -62,7 +62,7 @@ async def _key_refused(request: Request) -> JSONResponse | None:
             caller.verify(session)
 
     try:
-        await to_thread.run_sync(check)
+        await workers.run_sync(check)
     except Unauthorized as exc:
         return problem(exc.status, exc.code, exc.title, exc.detail)
     return None

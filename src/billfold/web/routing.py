@@ -31,7 +31,6 @@ from collections.abc import Callable, Coroutine
 from inspect import iscoroutinefunction
 from typing import Any, cast
 
-from anyio import to_thread
 from fastapi import APIRouter, params
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
@@ -45,6 +44,7 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from billfold.core.errors import invalid
+from billfold.web import workers
 from billfold.web.deps import Caller, nul_parameter
 
 
@@ -230,6 +230,6 @@ def in_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(endpoint)
     async def run(*args: Any, **kwargs: Any) -> Any:
-        return await to_thread.run_sync(functools.partial(checked, *args, **kwargs))
+        return await workers.run_sync(functools.partial(checked, *args, **kwargs))
 
     return run

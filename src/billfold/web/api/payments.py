@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from anyio import to_thread
 from fastapi import Query, Request
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 from sqlalchemy import select
@@ -20,6 +19,7 @@ from billfold.notifications import webhooks
 from billfold.payments import after, cloud, cloudpayments, entries, notify, recording, sessions
 from billfold.payments.models import Payment, PaySession, Refund
 from billfold.tenants import service as tenants
+from billfold.web import workers
 from billfold.web.api.schemas import Id, Input, page_of
 from billfold.web.deps import ApiCaller, Caller, DbSession, Pagination, caller_of, paged
 from billfold.web.routing import Router
@@ -467,10 +467,10 @@ async def cloud_payments_v2(request: Request) -> dict[str, Any]:
     case; booleans and amounts also as strings; dates MM/DD/YYYY). Authenticate with
     ``Authorization: Basic base64(<api key>)`` or Bearer. Answers
     ``{"Data": {"CloudPaymentURL", "SessionId"}}``."""
-    caller = await to_thread.run_sync(_authenticate, request)
+    caller = await workers.run_sync(_authenticate, request)
     data = cloudpayments.parse_json(await request.body())
     parsed = cloudpayments.parse_request(data, currency=cloud.CURRENCY)
-    return await to_thread.run_sync(_cloud_session, request, caller, parsed)
+    return await workers.run_sync(_cloud_session, request, caller, parsed)
 
 
 def _authenticate(request: Request) -> Caller:
