@@ -164,6 +164,16 @@ class TestEnqueueEmail:
 
         assert fields_of(refused.value) == ["to[1]", "cc[0]", "subject", "text"]
 
+    def test_an_address_is_judged_the_same_every_time(self, sessions, scope):
+        # Addresses are remembered once checked: a good one normalized as at first, a bad
+        # one refused again (nothing remembered of it).
+        for _ in range(2):
+            with pytest.raises(ValidationFailed) as refused:
+                queue(sessions, scope, to=["Payer@Customer.EXAMPLE", "not an address"])
+            assert fields_of(refused.value) == ["to[1]"]
+            message = queue(sessions, scope, to=["Payer@Customer.EXAMPLE"])
+            assert message.to == ["Payer@customer.example"]
+
     def test_needs_a_recipient(self, sessions, scope):
         with pytest.raises(ValidationFailed) as refused:
             queue(sessions, scope, to=[])

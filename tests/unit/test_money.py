@@ -2,6 +2,8 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from babel import UnknownLocaleError
+from babel.numbers import format_currency
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -345,6 +347,21 @@ class TestFormat:
     def test_never_rounds_away_minor_units_the_locale_data_would_hide(self, amount, digits):
         # CLDR shows these currencies without decimals, but ISO 4217 gives them a minor unit
         assert digits in amount.format("en_US")
+
+
+    @pytest.mark.parametrize("locale", ["en_US", "de_DE", "fr_CH", "hi_IN", "ja_JP", "ar_EG"])
+    @pytest.mark.parametrize("currency", ["USD", "EUR", "JPY", "BHD", "INR"])
+    def test_is_babels_formatting_each_time(self, locale, currency):
+        # Formatted amounts are remembered; what comes back is Babel's, for every amount.
+        for minor in (0, 5, -5, 123450, 123456789012, 123450):
+            shown = format_currency(Money(minor, currency).to_decimal(), currency,
+                                    locale=locale, decimal_quantization=False)
+            assert Money(minor, currency).format(locale) == shown
+
+    def test_a_locale_babel_does_not_know_fails_every_time(self):
+        for _ in range(2):
+            with pytest.raises(UnknownLocaleError):
+                Money(100, "USD").format("xx_NOPE")
 
 
 class TestStr:
