@@ -278,10 +278,11 @@ def _job_handlers(settings: Settings) -> dict[str, jobs.Handler]:
     """Every package's job handlers, by job kind."""
     from billfold.invoicing import billrun, delivery
     from billfold.notifications import outbox, webhooks
+    from billfold.payments import notify
 
     return {**outbox.handlers(settings, listeners=delivery.outbox_listeners()),
             **delivery.handlers(settings), **webhooks.handlers(settings),
-            billrun.JOB_KIND: _bill_chunk_handler()}
+            **notify.handlers(), billrun.JOB_KIND: _bill_chunk_handler()}
 
 
 def _worker_loop(once: bool = False, sessions: sessionmaker[Session] | None = None) -> None:

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from billfold.core import jobs
 from billfold.core.db import transaction
 from billfold.core.errors import Conflict, ValidationFailed
 from billfold.core.scope import Scope
@@ -23,7 +24,7 @@ from billfold.ledger import service as ledger
 from billfold.ledger import verify
 from billfold.notifications import outbox
 from billfold.notifications.webhook_models import Event
-from billfold.payments import after, paying, sessions
+from billfold.payments import after, notify, paying, sessions
 from billfold.payments.gateways.base import BankDetails, CardDetails
 from billfold.payments.gateways.test import TestGateway
 from billfold.payments.models import BlockedBankAccount, Dispute, Payment, PaySession
@@ -325,23 +326,53 @@ class TestChargebacks:
 
 
 class TestConfirmations:
+    def receipts(self, till: Till, payment: Payment) -> list[Any]:
+        """The worker's receipt jobs run; the messages about ``payment``."""
+        while jobs.run_pending(till.factory, notify.handlers(), worker_id="test-worker",
+                               kinds=[notify.RECEIPT]):
+            pass
+        with till.factory() as s:
+            return outbox.deliveries_for(s, till.scope, "payment", payment.id)
+
     def test_the_payer_is_emailed_the_receipt(self, till: Till) -> None:
         payment = till.pay(till.pay_session(till.invoice(1000), card_fee_minor=100))
-        with till.factory() as s:
-            sent = outbox.deliveries_for(s, till.scope, "payment", payment.id)
+        sent = self.receipts(till, payment)
         assert len(sent) == 1
         assert sent[0].to == ["billing@acme.example"]
+        assert sent[0].subject == f"Test Biller: payment received, receipt {payment.receipt_number}"
         assert payment.receipt_number in sent[0].text_body
         assert "Visa •••• 4242" in sent[0].text_body
+        assert "$10.00" in sent[0].text_body
+        assert "Total: $11.00" in sent[0].text_body
         assert "4242424242424242" not in sent[0].text_body
+        assert [m.id for m in self.receipts(till, payment)] == [sent[0].id]  # one, once
+
+    def test_the_email_is_written_by_the_worker_from_a_job_of_the_payments_transaction(
+            self, till: Till) -> None:
+        payment = till.pay(till.pay_session(till.invoice(1000)))
+        with till.factory() as s:
+            assert outbox.deliveries_for(s, till.scope, "payment", payment.id) == []
+            [job] = s.scalars(select(jobs.Job).where(jobs.Job.kind == notify.RECEIPT,
+                                                      jobs.Job.tenant_id == till.scope.tenant_id))
+            assert job.payload["payment_id"] == payment.id
+        assert len(self.receipts(till, payment)) == 1
+
+    def test_a_bank_payment_pending_when_made_says_so_even_once_settled(self, till: Till
+                                                                         ) -> None:
+        payment = till.pay(till.pay_session(till.invoice(1000)),
+                           bank=("110000000", "000123456789"))
+        assert payment.status == "pending"
+        with till.factory() as s, transaction(s):
+            s.get(Payment, payment.id).status = "succeeded"  # as if settled before the job ran
+        [sent] = self.receipts(till, payment)
+        assert "Bank payments settle in a few business days." in sent.text_body
 
     def test_no_email_when_the_account_turned_confirmations_off(self, till: Till) -> None:
         with transaction(till.session):
             customers.update_billing_account(till.session, till.scope, account_id=till.account.id,
                                              changes={"email_confirmations": False}, actor=ACTOR)
         payment = till.pay(till.pay_session(till.invoice(1000)))
-        with till.factory() as s:
-            assert outbox.deliveries_for(s, till.scope, "payment", payment.id) == []
+        assert self.receipts(till, payment) == []
 
 
 class TestLostOutcomes:

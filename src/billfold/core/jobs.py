@@ -128,10 +128,12 @@ def enqueue(session: Session, *, kind: str, payload: dict[str, Any], key: str | 
     return job
 
 
-def enqueue_many(session: Session, *, kind: str, items: Sequence[tuple[str, dict[str, Any]]],
+def enqueue_many(session: Session, *, kind: str,
+                 items: Sequence[tuple[str | None, dict[str, Any]]],
                  scope: Scope | None = None, max_attempts: int = 8) -> None:
     """Add one job per (key, payload) with a single insert, for keys that cannot exist yet
-    (ids of rows created in this transaction). A key that does exist fails the insert."""
+    (ids of rows created in this transaction) or no key (None). A key that does exist
+    fails the insert."""
     if not items:
         return
     now = clock.utcnow()

@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from billfold.core import jobs
+from billfold.core.jobs import Job
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount, Customer
 from billfold.invoicing.models import Invoice
@@ -72,6 +74,16 @@ def payment_succeeded(session: Session, scope: Scope, payment: Payment,
     _confirm(session, scope, payment)
 
 
+# The payer's receipt email is written by the worker, from a job queued in the payment's
+# transaction with what it says that could change later (the address, the biller's name,
+# the language, whether the payment was pending): rendering it, checking the address and
+# queueing the message took a tenth of recording a payment (0.81 of 8.53 million
+# instructions, callgrind), now spent off the payer's request. The job commits with the
+# payment or not at all, and makes its message in the transaction that completes it: one
+# email per payment, as before.
+RECEIPT = "payments.receipt"
+
+
 def _confirm(session: Session, scope: Scope, payment: Payment) -> None:
     """The payer's confirmation email with the receipt, when the account asks for one."""
     account = session.get(BillingAccount, payment.billing_account_id) \
@@ -82,11 +94,29 @@ def _confirm(session: Session, scope: Scope, payment: Payment) -> None:
     to = payment.payer_email or (customer.primary_email if customer else None)
     if not to:
         return
-    biller = tenants.get_tenant(session, scope.tenant_id).name
-    text = receipt_text(payment, biller, account.preferred_language or "en")
-    outbox.enqueue_email(session, scope, to=[to],
+    jobs.enqueue_many(session, kind=RECEIPT, scope=scope, items=[(None, {
+        "payment_id": payment.id, "to": to,
+        "biller": tenants.get_tenant(session, scope.tenant_id).name,
+        "locale": account.preferred_language or "en", "pending": payment.status == "pending"})])
+
+
+def send_receipt(session: Session, job: Job) -> None:
+    """The job RECEIPT: queue the receipt email of the payment it names."""
+    scope, wanted = job.scope, job.payload
+    payment = session.get(Payment, wanted["payment_id"])
+    if scope is None or payment is None or payment.tenant_id != scope.tenant_id:
+        raise LookupError(f"no payment {wanted['payment_id']} in the job's tenant")
+    biller = wanted["biller"]
+    outbox.enqueue_email(session, scope, to=[wanted["to"]],
                          subject=f"{biller}: payment received, receipt {payment.receipt_number}",
-                         text=text, about=("payment", payment.id))
+                         text=receipt_text(payment, biller, wanted["locale"],
+                                           pending=wanted["pending"]),
+                         about=("payment", payment.id))
+
+
+def handlers() -> dict[str, jobs.Handler]:
+    """This package's job handlers, for ``jobs.run_pending``."""
+    return {RECEIPT: send_receipt}
 
 
 def masked_method(payment: Payment) -> str:
@@ -97,7 +127,7 @@ def masked_method(payment: Payment) -> str:
     return payment.method.title()
 
 
-def receipt_text(payment: Payment, biller: str, locale: str) -> str:
+def receipt_text(payment: Payment, biller: str, locale: str, *, pending: bool) -> str:
     def amount(minor: int) -> str:
         try:
             return Money(minor, payment.currency).format(locale.replace("-", "_"))
@@ -113,7 +143,7 @@ def receipt_text(payment: Payment, biller: str, locale: str) -> str:
     if payment.fee_minor:
         lines.append(f"  Service fee: {amount(payment.fee_minor)}")
     lines += ["", f"Total: {amount(payment.amount_minor + payment.fee_minor)}"]
-    if payment.status == "pending":
+    if pending:
         lines += ["", "Bank payments settle in a few business days."]
     return "\n".join(lines) + "\n"
 
