@@ -106,10 +106,12 @@ def test_at_most_so_many_run_at_once_and_the_rest_in_order():
         tasks = []
         for number in range(6):
             tasks.append(asyncio.create_task(pool.run_sync(call, number)))
-            await asyncio.sleep(0.01)
-        for gate in gates:  # let them finish one by one
+            await asyncio.sleep(0.01)  # queued in this order
+        for number, gate in enumerate(gates):  # let them finish one by one
             gate.set()
-            await asyncio.sleep(0.02)
+            deadline = time.monotonic() + 5
+            while len(started) < min(number + 3, 6) and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)  # the next waiting call has started
         return list(await asyncio.gather(*tasks))
 
     assert _run(main()) == list(range(6))
