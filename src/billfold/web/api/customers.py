@@ -51,7 +51,7 @@ _DEFAULTS = select(Customer.id, Customer.default_billing_account_id).where(
 
 def _accounts_out(db: DbSession, rows: list[BillingAccount]) -> list[dict[str, Any]]:
     owners = {r.customer_id for r in rows}
-    defaults = dict(db.execute(_DEFAULTS, {"ids": list(owners)}).tuples().all()) \
+    defaults = dict(db.execute(_DEFAULTS, {"ids": list(owners)}).all()) \
         if owners else {}
     return [account_out(r, defaults.get(r.customer_id)) for r in rows]
 
