@@ -167,7 +167,7 @@ class Money:
 
 # The same amounts are formatted again and again (a price on every invoice of a bill run,
 # a payment's amount as its receipt's line and total), and Babel takes about 15 µs an
-# amount (a tenth of a payment's receipt email): each is formatted once.
+# amount (a quarter of writing a payment's receipt email): each is formatted once.
 @lru_cache(maxsize=4096)
 def _formatted(minor: int, currency: str, locale: str) -> str:
     return str(format_currency(Decimal(minor).scaleb(-exponent(currency)), currency,

@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from billfold import cli
 from billfold.core import jobs
+from billfold.core.config import Settings
 from billfold.core.db import transaction
 from billfold.core.errors import Conflict, ValidationFailed
 from billfold.core.scope import Scope
@@ -326,9 +328,14 @@ class TestChargebacks:
 
 
 class TestConfirmations:
+    @pytest.fixture(autouse=True)
+    def worker_handlers(self, tmp_path) -> None:  # type: ignore[no-untyped-def]
+        # The handlers `billfold worker` runs: the receipt job must be among them.
+        self.handlers = cli._job_handlers(Settings(data_dir=tmp_path / "var"))
+
     def receipts(self, till: Till, payment: Payment) -> list[Any]:
         """The worker's receipt jobs run; the messages about ``payment``."""
-        while jobs.run_pending(till.factory, notify.handlers(), worker_id="test-worker",
+        while jobs.run_pending(till.factory, self.handlers, worker_id="test-worker",
                                kinds=[notify.RECEIPT]):
             pass
         with till.factory() as s:
