@@ -8,9 +8,9 @@ from decimal import Decimal
 from typing import cast
 
 import pytest
-from sqlalchemy import ForeignKey, Table, bindparam, event, inspect, select, text
-from sqlalchemy.exc import IntegrityError, InvalidRequestError, OperationalError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy import ForeignKey, Table, bindparam, event, func, inspect, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidRequestError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from billfold.core import bulk, db, ids
 from billfold.core.db import transaction
@@ -242,6 +242,151 @@ class TestDirect:
             assert sorted(row.key for row in found) == sorted(set(wanted) & set(AWKWARD))
         session.rollback()
 
+
+
+@pytest.mark.postgres_only
+class TestWritesSentTogether:
+    """db.send_writes_together: a transaction's Direct writes (and bulk's few rows) wait
+    on the connection and go out with the next statement, in one pipeline; nothing about
+    what the transaction reads or commits changes, only when a failing write says so."""
+
+    INSERT = TestDirect.INSERT
+    BY_ID = TestDirect.BY_ID
+    values = TestDirect.values
+
+    def count(self, session, row_id):
+        return session.scalar(select(func.count()).select_from(PaySession)
+                              .where(PaySession.id == row_id))
+
+    def test_a_write_waits_for_the_next_statement(self, session, scope):
+        row = self.values(scope)
+        with transaction(session):
+            db.send_writes_together(session)
+            self.INSERT.run(session, row)
+            # A duplicate key fails the statement it goes out with, not the call.
+            self.INSERT.run(session, self.values(scope, id=row["id"]))
+            with pytest.raises(IntegrityError):
+                self.BY_ID.run(session, {"id": row["id"]})
+            session.rollback()
+        assert self.count(session, row["id"]) == 0  # nothing of the transaction was kept
+
+    def test_the_transaction_reads_its_waiting_writes(self, session, scope):
+        first, second, third = self.values(scope), self.values(scope), self.values(scope)
+        with transaction(session):
+            db.send_writes_together(session)
+            self.INSERT.run(session, first)
+            assert [r.id for r in self.BY_ID.run(session, {"id": first["id"]})] == [first["id"]]
+            self.INSERT.run_many(session, [second, third])
+            assert self.count(session, second["id"]) == 1  # a query through SQLAlchemy
+            fourth = self.values(scope)
+            self.INSERT.run(session, fourth)
+            loaded = session.get(PaySession, fourth["id"])  # the unit of work's read
+            assert loaded is not None
+            assert loaded.lines == first["lines"]
+        with db.make_sessionmaker(session.get_bind())() as other:
+            assert {r for (r,) in other.execute(select(PaySession.id).where(PaySession.id.in_(
+                [first["id"], second["id"], third["id"]])))} == {
+                    first["id"], second["id"], third["id"]}
+
+    def test_the_commit_sends_what_waits_and_a_failure_there_commits_nothing(self, session,
+                                                                            scope):
+        row, after = self.values(scope), self.values(scope)
+        with transaction(session):
+            db.send_writes_together(session)
+            self.INSERT.run(session, row)  # sent with the commit
+        assert self.count(session, row["id"]) == 1
+        session.rollback()
+
+        def doomed():
+            with transaction(session):
+                db.send_writes_together(session)
+                self.INSERT.run(session, after)
+                self.INSERT.run(session, self.values(scope, id=row["id"]))  # taken
+
+        with pytest.raises(IntegrityError):
+            doomed()  # at the commit
+        assert self.count(session, after["id"]) == 0
+        session.rollback()
+
+    def test_a_rollback_drops_what_waits_and_the_connection_forgets_it(self, engine, scope):
+        row = self.values(scope)
+        with engine.connect() as connection, Session(bind=connection) as session:
+            db.send_writes_together(session)
+            self.INSERT.run(session, row)
+            session.rollback()
+            # The next transaction on the same connection neither sends it nor waits.
+            assert self.count(session, row["id"]) == 0
+            self.INSERT.run(session, self.values(scope, id=row["id"]))
+            session.commit()
+            assert self.count(session, row["id"]) == 1
+            session.rollback()
+
+    def test_only_the_transaction_that_asked_waits(self, session, scope):
+        with transaction(session):
+            db.send_writes_together(session)
+        taken = self.values(scope)
+        with transaction(session):
+            self.INSERT.run(session, taken)
+        with pytest.raises(IntegrityError):  # at once: the next transaction did not ask
+            self.INSERT.run(session, self.values(scope, id=taken["id"]))
+        session.rollback()
+
+    def test_a_savepoint_sends_what_waits_and_its_failure_is_not_the_savepoints(self, session,
+                                                                                scope):
+        # Code that catches IntegrityError from its savepoint (a duplicate it expects) must
+        # not take an earlier write's failure for its own.
+        taken = self.values(scope)
+        with transaction(session):
+            self.INSERT.run(session, taken)
+
+        def savepoint_after_a_failing_write():
+            with transaction(session):
+                db.send_writes_together(session)
+                self.INSERT.run(session, self.values(scope, id=taken["id"]))
+                try:
+                    with session.begin_nested():  # begun at its first statement
+                        session.add(PaySession(**self.values(scope)))
+                        session.flush()
+                        raise AssertionError("the savepoint's own work is not reached")
+                except IntegrityError:
+                    pytest.fail("an earlier write's failure was taken for the savepoint's")
+
+        with pytest.raises(DBAPIError) as failed:
+            savepoint_after_a_failing_write()
+        assert not isinstance(failed.value, IntegrityError)
+        session.rollback()
+
+    def test_inside_a_savepoint_writes_go_at_once(self, session, scope):
+        taken = self.values(scope)
+        with transaction(session):
+            self.INSERT.run(session, taken)
+        with transaction(session):
+            db.send_writes_together(session)
+            with pytest.raises(IntegrityError), session.begin_nested():
+                self.INSERT.run(session, self.values(scope, id=taken["id"]))
+            kept = self.values(scope)
+            self.INSERT.run(session, kept)
+        assert self.count(session, kept["id"]) == 1
+
+    def test_bulk_rows_wait_too_and_land_as_written(self, session, scope):
+        table = cast(Table, LedgerAccount.__table__)
+        now = datetime(2026, 12, 6, tzinfo=UTC)
+        rows = [{"id": ids.new_id("ledger_account"), "tenant_id": scope.tenant_id,
+                 "mode": scope.mode, "kind": "unapplied_cash", "currency": "USD",
+                 "billing_account_id": None, "key": f"bulk:{i}", "balance_minor": 0,
+                 "created_at": now} for i in range(3)]
+        with transaction(session):
+            db.send_writes_together(session)
+            bulk.insert_rows(session, table, rows[:1])
+            bulk.insert_rows(session, table, rows[1:])
+            bulk.update_rows(session, table, "balance_minor",
+                             [(rows[0]["id"], 250), (rows[2]["id"], -40)], add=True)
+            bulk.update_rows(session, table, "balance_minor", [(rows[0]["id"], 5)], add=True)
+        balances = dict(session.execute(select(LedgerAccount.key, LedgerAccount.balance_minor)
+                                        .where(LedgerAccount.tenant_id == scope.tenant_id,
+                                               LedgerAccount.key.like("bulk:%"))).all())
+        assert balances == {"bulk:0": 255, "bulk:1": 0, "bulk:2": -40}
+        session.rollback()
 
 
 class TestDirectAmong:

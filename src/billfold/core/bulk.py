@@ -23,7 +23,14 @@ from sqlalchemy import Column, Table, exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from billfold.core.db import SCALAR_LIST, constant_default, pg_array
+from billfold.core.db import (
+    SCALAR_LIST,
+    constant_default,
+    pg_array,
+    send_waiting,
+    write_later,
+    writes_wait,
+)
 
 
 def _converter(dialect: Dialect, columns: Sequence[Column[Any]]
@@ -116,10 +123,12 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         values = [convert(given(row) + extra) for row in rows]
     column_list = ", ".join(_quoted(dialect, name) for name in names)
     dbapi = connection.connection
+    waits = writes_wait(session) is not None
     skip = (" ON CONFLICT (" + ", ".join(_quoted(dialect, n) for n in skip_conflicts_on)
             + ") DO NOTHING") if skip_conflicts_on else ""
     if dialect.name == "postgresql" and skip and len(values) > FEW_ROWS:
         # COPY cannot skip a row: one INSERT of the columns as arrays, unnested.
+        send_waiting(connection)
         arrays = ", ".join(f"%s::{column.type.compile(dialect=dialect)}[]" for column in columns)
         statement = (f"INSERT INTO {_quoted(dialect, table.name)} ({column_list}) "
                      f"SELECT * FROM unnest({arrays}){skip}")
@@ -134,6 +143,11 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         marks = ", ".join("%s" for _ in names)
         statement = (f"INSERT INTO {_quoted(dialect, table.name)} ({column_list}) "
                      f"VALUES ({marks}){skip}")
+        if waits:  # sent with the next statement (db.send_writes_together)
+            write_later(connection, statement, values if len(values) > 1 else values[0],
+                        many=len(values) > 1)
+            return
+        send_waiting(connection)
         driver = dbapi.driver_connection
         assert driver is not None
         with _as_sqlalchemy_errors(dialect, statement), driver.cursor() as cursor:
@@ -143,6 +157,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
                 cursor.executemany(statement, values)
         return
     if dialect.name == "postgresql":
+        send_waiting(connection)
         driver = dbapi.driver_connection
         assert driver is not None
         statement = f"COPY {_quoted(dialect, table.name)} ({column_list}) FROM STDIN"
@@ -208,6 +223,10 @@ def update_rows(session: Session, table: Table, column: str, rows: Sequence[tupl
                          f"AND {name}.{key_name} = ANY(%s::{key_type}[])")
             keys = _array([k for k, _ in values])
             parameters = (keys, _array([v for _, v in values]), keys)
+        if writes_wait(session) is not None:  # sent with the next statement
+            write_later(connection, statement, parameters)
+            return
+        send_waiting(connection)
         cursor = dbapi.cursor()
         try:
             with _as_sqlalchemy_errors(dialect, statement):

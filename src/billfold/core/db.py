@@ -144,6 +144,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", POOL_OVERFLOW)
     engine = create_engine(url, **kwargs)
     _ping_when_idle(engine)
+    _send_writes_before_the_rest(engine)
     return engine
 
 
@@ -440,6 +441,120 @@ def get_scoped(session: Session, model: Any, object_id: str, scope: Scope, kind:
     return row
 
 
+# -- writes sent together (PostgreSQL) -----------------------------------------------
+#
+# A recorded payment writes eight times (the payment, its allocation, the invoice, the
+# events, the receipt job, the ledger entry, its postings, the balances) and reads in
+# between; one round trip each cost the server about 100 µs of its own CPU and PostgreSQL
+# about 30 (a ``SELECT 1`` through SQLAlchemy, 5,000 times), and eight inserts sent in one
+# pipeline cost psycopg 276 µs against 410-470 one by one, PostgreSQL 160 against 340-360.
+# So in a transaction that asks for it (``send_writes_together``), a ``Direct`` write with
+# no result, and a few rows from ``bulk``, wait on the connection and go out in one
+# pipeline with the next statement: a ``Direct`` read rides along (its rows come back
+# with the writes' outcome), anything else through SQLAlchemy (a flush, a query, a
+# savepoint, the commit) sends them first. A rollback drops them. What changes: a write
+# that fails (a duplicate key) fails the statement it went out with, still in the same
+# transaction; before a savepoint it fails as a plain DBAPIError, so that code catching
+# IntegrityError from its savepoint never takes an earlier write's failure for its own.
+# Inside a savepoint writes go at once (a savepoint rolled back must take them with it).
+
+_WRITES_TOGETHER = "billfold.send_writes_together"
+_WAITING = "billfold.writes_waiting"
+
+
+def send_writes_together(session: Session) -> None:
+    """Let this transaction's ``Direct`` writes wait for the next statement (PostgreSQL;
+    on SQLite every statement is a call into the library, nothing to save). Ends with the
+    transaction."""
+    if is_postgres(session):
+        session.info[_WRITES_TOGETHER] = True
+
+
+def writes_wait(session: Session) -> Connection | None:
+    """The connection to queue a write on, when this transaction's writes may wait."""
+    if not session.info.get(_WRITES_TOGETHER) or session.in_nested_transaction():
+        return None
+    return session.connection()
+
+
+def write_later(connection: Connection, sql: str, parameters: Any, *,
+                many: bool = False) -> None:
+    """Queue ``sql`` (the driver's form, parameters converted) on the connection: sent
+    with the next statement."""
+    connection.info.setdefault(_WAITING, []).append((sql, parameters, many))
+
+
+def send_waiting(connection: Connection, then: tuple[str, Any] | None = None, *,
+                 before_savepoint: bool = False, commit: bool = False) -> Any:
+    """Send the writes waiting on ``connection`` in one pipeline, with ``then`` (sql,
+    parameters) last: returns its cursor, read (None without it). With ``commit``, the
+    pipeline ends with the COMMIT (the driver's own commit then finds nothing to do)."""
+    waiting = connection.info.pop(_WAITING, None) or []
+    if not waiting and then is None:
+        return None
+    driver = cast(Any, connection.connection.driver_connection)
+    dialect = connection.dialect
+    try:
+        if not waiting:
+            return driver.execute(*then) if then else None
+        result = None
+        with driver.pipeline(), driver.cursor() as cursor:
+            for sql, parameters, many in waiting:
+                if many:
+                    cursor.executemany(sql, parameters)
+                else:
+                    cursor.execute(sql, parameters)
+            if then is not None:
+                result = driver.execute(*then)
+            if commit:
+                driver.commit()
+        return result
+    except dialect.loaded_dbapi.Error as exc:
+        gone = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+        if gone:
+            connection.invalidate(exc)
+        statements = "; ".join(sql for sql, _, _ in waiting) + (f"; {then[0]}" if then else "")
+        if before_savepoint:
+            raise DBAPIError(statements, None, exc, connection_invalidated=gone) from exc
+        raise DBAPIError.instance(statements, None, exc, dialect.loaded_dbapi.Error,
+                                  connection_invalidated=gone, dialect=dialect) from exc
+
+
+def _send_writes_before_the_rest(engine: Engine) -> None:
+    @sa_event.listens_for(engine, "before_cursor_execute")
+    def _before_statement(connection: Connection, *_: Any) -> None:
+        if connection.info.get(_WAITING):
+            send_waiting(connection)
+
+    @sa_event.listens_for(engine, "savepoint")
+    def _before_savepoint(connection: Connection, _name: Any) -> None:
+        if connection.info.get(_WAITING):
+            send_waiting(connection, before_savepoint=True)
+
+    @sa_event.listens_for(engine, "commit")
+    def _before_commit(connection: Connection) -> None:
+        # The last writes of a payment update balance rows every payment updates (cash
+        # clearing), locked until the commit: sent with it, the lock is held for one
+        # round trip instead of two.
+        if connection.info.get(_WAITING):
+            send_waiting(connection, commit=True)
+
+    @sa_event.listens_for(engine, "rollback")
+    def _on_rollback(connection: Connection) -> None:
+        if not connection.invalidated:  # else its info goes with it
+            connection.info.pop(_WAITING, None)
+
+    @sa_event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info.pop(_WAITING, None)  # after a rollback by the pool, say
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _writes_together_end(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WRITES_TOGETHER, None)
+
+
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -644,9 +759,16 @@ class Direct:
         self._compiled: dict[tuple[Dialect, frozenset[str]], _DirectForm] = {}
 
     def run(self, session: Session, params: Mapping[str, Any]) -> list[Any]:
-        """The rows (named tuples; none for a statement without rows)."""
+        """The rows (named tuples; none for a statement without rows). In a transaction
+        that sends its writes together, a statement without rows waits for the next."""
         session.flush()
-        return self.run_on(session.connection(), params)
+        connection = session.connection()
+        if session.info.get(_WRITES_TOGETHER) and not session.in_nested_transaction():
+            form = self._form(connection.dialect, params)
+            if form.row is None:
+                write_later(connection, form.sql, form.parameters(params))
+                return []
+        return self.run_on(connection, params)
 
     def run_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run this statement (an INSERT or UPDATE) for each of ``rows``, pending changes
@@ -657,16 +779,24 @@ class Direct:
         elif rows:
             assert isinstance(self.statement, Executable)
             session.flush()
+            if (connection := writes_wait(session)) is not None:
+                form = self._form(connection.dialect, rows[0])
+                write_later(connection, form.sql, [form.parameters(row) for row in rows],
+                            many=True)
+                return
             session.execute(self.statement, list(rows))
 
     def run_on(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         """``run`` on a connection of one's own, in whatever transaction it is in."""
         dialect = connection.dialect
-        key = (dialect, frozenset(params))
-        form = self._compiled.get(key) or self._compile(key, dialect, params)
+        form = self._form(dialect, params)
         values = form.parameters(params)
         try:
-            cursor = cast(Any, connection.connection.driver_connection).execute(form.sql, values)
+            if connection.info.get(_WAITING):  # writes waiting: they go first, together
+                cursor = send_waiting(connection, (form.sql, values))
+            else:
+                cursor = cast(Any, connection.connection.driver_connection).execute(
+                    form.sql, values)
             rows = cursor.fetchall() if form.row is not None else []
         except dialect.loaded_dbapi.Error as exc:
             # As SQLAlchemy does: a connection found dead is invalidated (the pool opens a
@@ -677,6 +807,10 @@ class Direct:
             raise DBAPIError.instance(form.sql, values, exc, dialect.loaded_dbapi.Error,
                                       connection_invalidated=gone, dialect=dialect) from exc
         return [form.make(row) for row in rows]
+
+    def _form(self, dialect: Dialect, params: Mapping[str, Any]) -> _DirectForm:
+        key = (dialect, frozenset(params))
+        return self._compiled.get(key) or self._compile(key, dialect, params)
 
     def _compile(self, key: tuple[Dialect, frozenset[str]], dialect: Dialect,
                  params: Mapping[str, Any]) -> _DirectForm:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from billfold.core import clock, ids, sequences, txcache
-from billfold.core.db import is_postgres, transaction
+from billfold.core.db import is_postgres, send_writes_together, transaction
 from billfold.core.errors import Conflict, FieldError, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount
@@ -130,6 +130,7 @@ def pay(factory: sessionmaker[Session], gateway: Gateway, token: str,
         return _reloaded(factory, started.id)
     result = _unless_blocked(factory, gateway, scope, result)
     with factory() as session, transaction(session):
+        send_writes_together(session)
         record_outcome(session, gateway, _locked(session, started.id), result)
     return _reloaded(factory, started.id)
 

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids
-from billfold.core.db import get_scoped, transaction
+from billfold.core.db import get_scoped, send_writes_together, transaction
 from billfold.core.errors import FieldError, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount, Customer
@@ -36,6 +36,7 @@ def record(factory: Callable[[], Session], gateway_for: Any, scope: Scope, *,
     """Record (or, with a saved instrument, charge) a payment on a billing account.
     ``factory`` gives a session for each transaction, one after another."""
     with factory() as session, transaction(session):
+        send_writes_together(session)
         key = submission_key or ids.new_id("payment")
         # Only a submission key given by the caller can have been used before.
         earlier = None if submission_key is None else session.scalars(_BY_SUBMISSION_KEY, {
@@ -101,6 +102,7 @@ def _charge(factory: Callable[[], Session], gateway: Gateway, scope: Scope, paym
             found.status, found.updated_at = "unknown", clock.utcnow()
         return _detached(factory, scope, payment_id)
     with factory() as session, transaction(session):
+        send_writes_together(session)
         found = get_scoped(session, Payment, payment_id, scope, "payment", for_update=True)
         paying.record_outcome(session, gateway, found, result)
     return _detached(factory, scope, payment_id)
