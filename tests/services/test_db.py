@@ -8,7 +8,17 @@ from decimal import Decimal
 from typing import cast
 
 import pytest
-from sqlalchemy import ForeignKey, Table, bindparam, event, func, inspect, select, text
+from sqlalchemy import (
+    LABEL_STYLE_TABLENAME_PLUS_COL,
+    ForeignKey,
+    Table,
+    bindparam,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidRequestError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
@@ -242,6 +252,65 @@ class TestDirect:
             assert sorted(row.key for row in found) == sorted(set(wanted) & set(AWKWARD))
         session.rollback()
 
+
+
+class TestLoaded:
+    """db.loaded: instances from a row read directly, as a query would load them."""
+
+    BY_ID = db.Direct(select(*db.columns_of(PaySession, Payment))
+                      .join_from(PaySession, Payment, Payment.pay_session_id == PaySession.id)
+                      .where(PaySession.id == bindparam("id"))
+                      .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL))
+
+    def made(self, sessions, scope):
+        row = TestDirect.values(None, scope)
+        payment = Payment(
+            id=ids.new_id("payment"), tenant_id=scope.tenant_id, mode=scope.mode,
+            submission_key=ids.new_id("payment"), pay_session_id=row["id"], entry_id=None,
+            billing_account_id=None, method="card", status="succeeded", amount_minor=12_500,
+            fee_minor=100, refunded_minor=0, currency="USD", gateway="test",
+            description="Ünïcode", payment_date=date(2026, 12, 6),
+            created_at=datetime(2026, 12, 6, tzinfo=UTC), updated_at=datetime(2026, 12, 6, tzinfo=UTC),
+            lines=[{"key": "1", "pay_minor": 12_500}])
+        with sessions() as session, transaction(session):
+            session.add(PaySession(**row))
+            session.flush()
+            session.add(payment)
+        return row["id"], payment.id
+
+    def test_the_instances_are_those_a_query_loads_and_belong_to_the_session(self, sessions,
+                                                                             scope):
+        session_id, payment_id = self.made(sessions, scope)
+        with sessions() as queried:  # (on SQLite a transaction holds the writer's lock)
+            expected = [queried.get(PaySession, session_id), queried.get(Payment, payment_id)]
+            queried.expunge_all()
+        with sessions() as session:
+            (row,) = self.BY_ID.run(session, {"id": session_id})
+            made = db.loaded(session, (PaySession, Payment), row)
+            for instance, reference in zip(made, expected, strict=True):
+                for attribute in inspect(type(instance)).column_attrs:
+                    assert getattr(instance, attribute.key) == getattr(reference, attribute.key), \
+                        attribute.key
+            # In the session as loaded: found by identity, changed and written as usual.
+            assert session.get(Payment, payment_id) is made[1]
+            assert not session.dirty
+            made[1].status = "refunded"
+            session.commit()
+        with sessions() as session:
+            assert session.scalar(select(Payment.status).where(Payment.id == payment_id)) \
+                == "refunded"
+
+    def test_an_instance_the_session_holds_is_given_as_it_is(self, sessions, scope):
+        session_id, payment_id = self.made(sessions, scope)
+        with sessions() as session:
+            held = session.get(Payment, payment_id)
+            held.status = "failed"  # changed, not written: a query would not refresh it
+            (row,) = self.BY_ID.run(session, {"id": session_id})
+            assert db.loaded(session, (PaySession, Payment), row)[1] is held
+            assert held.status == "failed"
+            assert db.holds_any(session, Payment, ["nope", payment_id])
+            assert not db.holds_any(session, Payment, ["nope"])
+            session.rollback()
 
 
 @pytest.mark.postgres_only

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from billfold.catalog import service as catalog
+from billfold.core import db
 from billfold.core.db import transaction
 from billfold.core.errors import ValidationFailed
 from billfold.core.scope import Scope
@@ -256,18 +257,26 @@ def test_a_payment_applied_in_a_savepoint_rolled_back_leaves_the_invoice_as_it_w
 
 def record_watching(till: Till, wanted: Callable[[str], bool], **payment: Any) -> list[str]:
     """Record a check payment on the till's account; the statements it ran that ``wanted``
-    picks out."""
+    picks out (through SQLAlchemy, or directly: db.Direct)."""
     seen: list[str] = []
 
     def watch(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if wanted(statement):
             seen.append(statement)
 
+    run_on = db.Direct.run_on
+
+    def run_on_watched(direct: db.Direct, connection: Any, params: Any) -> list[Any]:
+        watch(connection, None, direct._form(connection.dialect, params).sql)
+        return run_on(direct, connection, params)
+
     engine = till.factory.kw["bind"]
     sa_event.listen(engine, "before_cursor_execute", watch)
+    db.Direct.run_on = run_on_watched  # type: ignore[method-assign]
     try:
         recording.record(till.factory, lambda scope: till.gateway, till.scope,
                          billing_account_id=till.account.id, method="check", **payment)
     finally:
+        db.Direct.run_on = run_on  # type: ignore[method-assign]
         sa_event.remove(engine, "before_cursor_execute", watch)
     return seen

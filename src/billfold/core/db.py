@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -974,6 +974,50 @@ def persisted(session: Session, model: Any, row: Any) -> Any:
     instance.__dict__.update(row if isinstance(row, dict) else vars(row))
     attach_as_loaded(session, instance)
     return instance
+
+
+def columns_of(*models: Any) -> list[Any]:
+    """Every column of each model's table, in order: what ``loaded`` takes a row of.
+    Select them with ``LABEL_STYLE_TABLENAME_PLUS_COL`` (two tables' ``id`` columns)."""
+    return [column for model in models for column in inspect(model).local_table.columns]
+
+
+def loaded(session: Session, models: Sequence[Any], row: Sequence[Any]) -> list[Any]:
+    """The instances of ``models`` whose columns (``columns_of``) ``row`` holds, one after
+    another, in the session as a query would put them: an instance the session holds
+    already is returned as it is (as a query without populate_existing does), else the
+    row's values go straight into a new one (``persisted``). For a row read with a
+    ``Direct`` statement on a path run at a rate: a joined ORM query of an account, its
+    customer and tenant cost three times the statement."""
+    made, start = [], 0
+    for model in models:
+        keys = _attribute_keys(model)
+        values = dict(zip(keys, row[start:start + len(keys)], strict=True))
+        start += len(keys)
+        mapper = inspect(model)
+        identity = mapper.identity_key_from_primary_key(
+            [values[key] for key in _primary_keys(model)])
+        held = session.identity_map.get(identity)
+        made.append(held if held is not None else persisted(session, model, values))
+    return made
+
+
+def holds_any(session: Session, model: Any, ids: Iterable[Any]) -> bool:
+    """Whether the session holds an instance of ``model`` with one of these ids."""
+    mapper = inspect(model)
+    return any(mapper.identity_key_from_primary_key([i]) in session.identity_map for i in ids)
+
+
+@cache
+def _attribute_keys(model: Any) -> tuple[str, ...]:
+    mapper = inspect(model)
+    return tuple(mapper.get_property_by_column(column).key for column in mapper.local_table.columns)
+
+
+@cache
+def _primary_keys(model: Any) -> tuple[str, ...]:
+    mapper = inspect(model)
+    return tuple(mapper.get_property_by_column(column).key for column in mapper.primary_key)
 
 
 def attach_as_loaded(session: Session, instance: Any) -> None:

@@ -9,11 +9,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select
 from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids
-from billfold.core.db import get_scoped, send_writes_together, transaction
+from billfold.core.db import (
+    Direct,
+    DirectAmong,
+    columns_of,
+    get_scoped,
+    holds_any,
+    loaded,
+    send_writes_together,
+    transaction,
+)
 from billfold.core.errors import FieldError, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount, Customer
@@ -67,16 +76,18 @@ def record(factory: Callable[[], Session], gateway_for: Any, scope: Scope, *,
 _BY_SUBMISSION_KEY = select(Payment).where(
     Payment.tenant_id == bindparam("tenant"), Payment.mode == bindparam("mode"),
     Payment.submission_key == bindparam("key"))
-_ACCOUNT = (
-    select(BillingAccount, Customer, Tenant)
-    .join(Customer, Customer.id == BillingAccount.customer_id)
+_ACCOUNT_MODELS = (BillingAccount, Customer, Tenant)
+_ACCOUNT = Direct(
+    select(*columns_of(*_ACCOUNT_MODELS))
+    .join_from(BillingAccount, Customer, Customer.id == BillingAccount.customer_id)
     .join(Tenant, Tenant.id == BillingAccount.tenant_id)
     .where(BillingAccount.id == bindparam("id"), BillingAccount.tenant_id == bindparam("tenant"),
            BillingAccount.mode == bindparam("mode"))
     # Locked before anything is written: inserting the payment has PostgreSQL take a key
     # share of the account row (the foreign key), and two payments on one account that
     # both held that and then asked to lock the account (paying.apply) deadlocked.
-    .with_for_update(of=BillingAccount))
+    .with_for_update(of=BillingAccount)
+    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL))
 # Locked as they are read, in id order after the account (the order paying.apply locks
 # in): applying the money then reads them no more (ledgering.lock_invoices). The rows as
 # locked replace anything the session held of them.
@@ -85,6 +96,12 @@ _INVOICES = (
         Invoice.tenant_id == bindparam("tenant"), Invoice.mode == bindparam("mode"),
         Invoice.id.in_(bindparam("ids", expanding=True)))
     .order_by(Invoice.id).with_for_update().execution_options(populate_existing=True))
+# The same, run directly, when the session holds none of them (nothing to refresh).
+_INVOICES_DIRECT = DirectAmong(lambda _dialect, among: (
+    select(*columns_of(Invoice)).where(
+        Invoice.tenant_id == bindparam("tenant"), Invoice.mode == bindparam("mode"),
+        among(Invoice.id))
+    .order_by(Invoice.id).with_for_update()), "ids")
 
 
 def _charge(factory: Callable[[], Session], gateway: Gateway, scope: Scope, payment_id: str,
@@ -122,12 +139,13 @@ def _new(session: Session, scope: Scope, *, billing_account_id: str, amount_mino
     # The account with what settling the payment reads of its customer and tenant (the
     # receipt email's address and biller), in one statement: in the session, later reads
     # of them are free.
-    found = session.execute(_ACCOUNT, {"id": billing_account_id, "tenant": scope.tenant_id,
-                                       "mode": scope.mode}).first() \
-        if isinstance(billing_account_id, str) else None
-    if found is None:
+    rows = _ACCOUNT.run(session, {"id": billing_account_id, "tenant": scope.tenant_id,
+                                  "mode": scope.mode}) \
+        if isinstance(billing_account_id, str) else []
+    if not rows:
         raise ValidationFailed([FieldError("billing_account_id", "no such billing account",
                                            "not_found")])
+    found = loaded(session, _ACCOUNT_MODELS, rows[0])
     account = found[0]
     paying.locked_already(session, {account.id})
     if not isinstance(amount_minor, int) or not 1 <= amount_minor <= MAX_MINOR:
@@ -163,8 +181,12 @@ def _lines(session: Session, scope: Scope, account: BillingAccount, invoice_ids:
               "account_number": account.number, "billing_account_id": account.id}
     if not invoice_ids:
         return [{**holder, "pay_minor": amount_minor, "oldest_first": True}]
-    found = {i.id: i for i in session.scalars(_INVOICES, {
-        "tenant": scope.tenant_id, "mode": scope.mode, "ids": invoice_ids})}
+    params = {"tenant": scope.tenant_id, "mode": scope.mode, "ids": invoice_ids}
+    if holds_any(session, Invoice, invoice_ids):
+        found = {i.id: i for i in session.scalars(_INVOICES, params)}
+    else:
+        found = {invoice.id: invoice for (invoice,) in (
+            loaded(session, (Invoice,), row) for row in _INVOICES_DIRECT.run(session, params))}
     ledgering.invoices_locked(session, found.values())
     lines, left = [], amount_minor if isinstance(amount_minor, int) else 0
     for index, invoice_id in enumerate(invoice_ids):
