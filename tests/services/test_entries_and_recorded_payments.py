@@ -255,6 +255,28 @@ def test_a_payment_applied_in_a_savepoint_rolled_back_leaves_the_invoice_as_it_w
     assert (till.reread(invoice).amount_paid_minor, till.reread(invoice).status) == before
 
 
+@pytest.mark.postgres_only
+def test_an_invoice_the_session_held_is_applied_as_locked_not_as_it_was_read(till):
+    # A session that read the invoice before another payment on it committed must apply
+    # the money to the invoice as it stands when locked (PostgreSQL reads committed data
+    # at each statement; on SQLite the first read already holds the writer's lock).
+    invoice = till.invoice(1_000)
+    with till.factory() as s, transaction(s):
+        held = s.get(Invoice, invoice.id)
+        assert held.amount_due_minor == 1_000
+        recording.record(till.factory, lambda scope: till.gateway, till.scope,
+                         billing_account_id=till.account.id, amount_minor=400,
+                         method="check", invoice_ids=[invoice.id])  # commits on its own
+        payment, _ = recording._new(
+            s, till.scope, billing_account_id=till.account.id, amount_minor=1_000,
+            method="check", instrument_token=None, invoice_ids=[invoice.id],
+            reference=None, key="after another")
+        paid = {line["invoice_id"]: line["pay_minor"] for line in payment.lines}
+        assert paid == {invoice.id: 600, None: 400}  # the rest is unapplied cash
+        assert held.amount_due_minor == 600
+        s.rollback()
+
+
 def record_watching(till: Till, wanted: Callable[[str], bool], **payment: Any) -> list[str]:
     """Record a check payment on the till's account; the statements it ran that ``wanted``
     picks out (through SQLAlchemy, or directly: db.Direct)."""

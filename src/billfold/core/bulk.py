@@ -123,43 +123,39 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
         values = [convert(given(row) + extra) for row in rows]
     column_list = ", ".join(_quoted(dialect, name) for name in names)
     dbapi = connection.connection
-    waits = writes_wait(session) is not None
     skip = (" ON CONFLICT (" + ", ".join(_quoted(dialect, n) for n in skip_conflicts_on)
             + ") DO NOTHING") if skip_conflicts_on else ""
-    if dialect.name == "postgresql" and skip and len(values) > FEW_ROWS:
-        # COPY cannot skip a row: one INSERT of the columns as arrays, unnested.
-        send_waiting(connection)
-        arrays = ", ".join(f"%s::{column.type.compile(dialect=dialect)}[]" for column in columns)
-        statement = (f"INSERT INTO {_quoted(dialect, table.name)} ({column_list}) "
-                     f"SELECT * FROM unnest({arrays}){skip}")
+    if dialect.name == "postgresql":
         driver = dbapi.driver_connection
         assert driver is not None
-        with _as_sqlalchemy_errors(dialect, statement), driver.cursor() as cursor:
-            cursor.execute(statement, [_array(column) for column in zip(*values, strict=True)])
-        return
-    if dialect.name == "postgresql" and len(values) <= FEW_ROWS:
-        # COPY costs PostgreSQL a quarter of a millisecond to set up: more than inserting
-        # a payment's few postings, which psycopg sends in one round trip.
-        marks = ", ".join("%s" for _ in names)
-        statement = (f"INSERT INTO {_quoted(dialect, table.name)} ({column_list}) "
-                     f"VALUES ({marks}){skip}")
-        if waits:  # sent with the next statement (db.send_writes_together)
-            write_later(connection, statement, values if len(values) > 1 else values[0],
-                        many=len(values) > 1)
+        if len(values) <= FEW_ROWS:
+            # COPY costs PostgreSQL a quarter of a millisecond to set up: more than
+            # inserting a payment's few postings, which psycopg sends in one round trip.
+            marks = ", ".join("%s" for _ in names)
+            statement = (f"INSERT INTO {_quoted(dialect, table.name)} ({column_list}) "
+                         f"VALUES ({marks}){skip}")
+            if writes_wait(session) is not None:  # sent with the next statement
+                write_later(connection, statement, values if len(values) > 1 else values[0],
+                            many=len(values) > 1)
+                return
+            send_waiting(connection)  # the driver is used directly: what waits goes first
+            with _as_sqlalchemy_errors(dialect, statement), driver.cursor() as cursor:
+                if len(values) == 1:  # a payment's entry: executemany's pipeline costs more
+                    cursor.execute(statement, values[0])
+                else:
+                    cursor.executemany(statement, values)
             return
         send_waiting(connection)
-        driver = dbapi.driver_connection
-        assert driver is not None
-        with _as_sqlalchemy_errors(dialect, statement), driver.cursor() as cursor:
-            if len(values) == 1:  # a payment's entry: executemany's pipeline costs more
-                cursor.execute(statement, values[0])
-            else:
-                cursor.executemany(statement, values)
-        return
-    if dialect.name == "postgresql":
-        send_waiting(connection)
-        driver = dbapi.driver_connection
-        assert driver is not None
+        if skip:
+            # COPY cannot skip a row: one INSERT of the columns as arrays, unnested.
+            arrays = ", ".join(f"%s::{column.type.compile(dialect=dialect)}[]"
+                               for column in columns)
+            statement = (f"INSERT INTO {_quoted(dialect, table.name)} ({column_list}) "
+                         f"SELECT * FROM unnest({arrays}){skip}")
+            with _as_sqlalchemy_errors(dialect, statement), driver.cursor() as cursor:
+                cursor.execute(statement,
+                               [_array(column) for column in zip(*values, strict=True)])
+            return
         statement = f"COPY {_quoted(dialect, table.name)} ({column_list}) FROM STDIN"
         with _as_sqlalchemy_errors(dialect, statement), driver.cursor() as cursor, \
                 cursor.copy(statement) as copy:

@@ -488,15 +488,14 @@ def send_waiting(connection: Connection, then: tuple[str, Any] | None = None, *,
                  before_savepoint: bool = False, commit: bool = False) -> Any:
     """Send the writes waiting on ``connection`` in one pipeline, with ``then`` (sql,
     parameters) last: returns its cursor, read (None without it). With ``commit``, the
-    pipeline ends with the COMMIT (the driver's own commit then finds nothing to do)."""
-    waiting = connection.info.pop(_WAITING, None) or []
-    if not waiting and then is None:
+    pipeline ends with the COMMIT (the driver's own commit then finds no transaction)."""
+    waiting = connection.info.pop(_WAITING, None)
+    if not waiting:
+        assert then is None, "a read with nothing waiting runs on its own"
         return None
     driver = cast(Any, connection.connection.driver_connection)
     dialect = connection.dialect
     try:
-        if not waiting:
-            return driver.execute(*then) if then else None
         result = None
         with driver.pipeline(), driver.cursor() as cursor:
             for sql, parameters, many in waiting:
@@ -507,7 +506,9 @@ def send_waiting(connection: Connection, then: tuple[str, Any] | None = None, *,
             if then is not None:
                 result = driver.execute(*then)
             if commit:
-                driver.commit()
+                # As a statement: the driver's commit() in a pipeline syncs at once, and
+                # the pipeline's end syncs again, a round trip of its own (seen in strace).
+                cursor.execute("COMMIT")
         return result
     except dialect.loaded_dbapi.Error as exc:
         gone = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
@@ -762,13 +763,12 @@ class Direct:
         """The rows (named tuples; none for a statement without rows). In a transaction
         that sends its writes together, a statement without rows waits for the next."""
         session.flush()
-        connection = session.connection()
-        if session.info.get(_WRITES_TOGETHER) and not session.in_nested_transaction():
+        if (connection := writes_wait(session)) is not None:
             form = self._form(connection.dialect, params)
             if form.row is None:
                 write_later(connection, form.sql, form.parameters(params))
                 return []
-        return self.run_on(connection, params)
+        return self.run_on(session.connection(), params)
 
     def run_many(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
         """Run this statement (an INSERT or UPDATE) for each of ``rows``, pending changes
@@ -987,8 +987,9 @@ def loaded(session: Session, models: Sequence[Any], row: Sequence[Any]) -> list[
     another, in the session as a query would put them: an instance the session holds
     already is returned as it is (as a query without populate_existing does), else the
     row's values go straight into a new one (``persisted``). For a row read with a
-    ``Direct`` statement on a path run at a rate: a joined ORM query of an account, its
-    customer and tenant cost three times the statement."""
+    ``Direct`` statement on a path run at a rate: a recorded payment's account (with its
+    customer and tenant) and invoices read this way instead of by ORM queries cost the
+    server 8.80 -> 7.19 million instructions on PostgreSQL, 8.25 -> 7.72 on SQLite."""
     made, start = [], 0
     for model in models:
         keys = _attribute_keys(model)
