@@ -458,6 +458,72 @@ class TestWritesSentTogether:
         session.rollback()
 
 
+class TestReadTogether:
+    """db.read_together: several Direct reads, each given its own rows as it would get
+    them alone; on PostgreSQL in one pipeline, with what writes wait before them."""
+
+    INSERT = TestDirect.INSERT
+    BY_ID = TestDirect.BY_ID
+    values = TestDirect.values
+    BY_KEYS = db.DirectAmong(lambda _dialect, among: select(LedgerAccount.key).where(
+        LedgerAccount.tenant_id == bindparam("tenant"), among(LedgerAccount.key)), "keys")
+
+    def test_each_read_gets_the_rows_it_gets_alone_in_order(self, session, scope):
+        _ledger_accounts_keyed_awkwardly(session, scope)
+        first, second = self.values(scope), self.values(scope, view_mode=0)
+        with transaction(session):
+            self.INSERT.run_many(session, [first, second])
+        reads = [(self.BY_ID, {"id": second["id"]}), (self.BY_ID, {"id": "nope"}),
+                 (self.BY_KEYS, {"tenant": scope.tenant_id, "keys": ["NULL", "plain"]}),
+                 (self.BY_KEYS, {"tenant": scope.tenant_id, "keys": AWKWARD}),
+                 (self.BY_ID, {"id": first["id"]})]
+        with transaction(session):
+            together = db.read_together(session, reads)
+        with transaction(session):
+            alone = [statement.run(session, params) for statement, params in reads]
+        assert together == alone
+        assert [len(rows) for rows in together] == [1, 0, 2, len(AWKWARD), 1]
+        assert together[4][0].expires_at == first["expires_at"]  # converted by its type
+        assert together[4][0].lines == first["lines"]
+
+    @pytest.mark.postgres_only
+    def test_writes_waiting_go_first_in_the_same_round_trip(self, session, scope, monkeypatch):
+        sent = []
+        pipelined = db._pipelined
+
+        def watched(connection, waiting, reads, **options):
+            sent.append((len(waiting), len(reads)))
+            return pipelined(connection, waiting, reads, **options)
+
+        monkeypatch.setattr(db, "_pipelined", watched)
+        row, other = self.values(scope), self.values(scope)
+        with transaction(session):
+            db.send_writes_together(session)
+            self.INSERT.run_many(session, [row, other])
+            self.INSERT.run(session, self.values(scope))
+            found = db.read_together(session, [(self.BY_ID, {"id": row["id"]}),
+                                               (self.BY_ID, {"id": other["id"]})])
+        assert sent == [(2, 2)]  # the two writes (one of them an executemany), two reads
+        assert [rows[0].id for rows in found] == [row["id"], other["id"]]
+
+    @pytest.mark.postgres_only
+    def test_a_waiting_write_that_fails_fails_the_call(self, session, scope):
+        taken = self.values(scope)
+        with transaction(session):
+            self.INSERT.run(session, taken)
+
+        def read_after_a_failing_write() -> None:
+            with transaction(session):
+                db.send_writes_together(session)
+                self.INSERT.run(session, self.values(scope, id=taken["id"]))
+                db.read_together(session, [(self.BY_ID, {"id": taken["id"]}),
+                                           (self.BY_ID, {"id": "nope"})])
+
+        with pytest.raises(IntegrityError):
+            read_after_a_failing_write()
+        session.rollback()
+
+
 class TestDirectAmong:
     """db.DirectAmong: a short list as scalars on PostgreSQL, a longer one as one
     parameter; the same rows either way."""

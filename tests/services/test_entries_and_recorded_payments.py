@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -215,6 +216,39 @@ class TestRecordedPayments:
         assert till.reread(second).status == "paid"
         assert till.reread(first).amount_due_minor == 500
 
+    @pytest.mark.postgres_only
+    def test_what_settling_reads_is_read_with_the_account_and_the_writes_go_with_the_commit(
+            self, till: Till, monkeypatch: pytest.MonkeyPatch) -> None:
+        # Four round trips on the payment's connection (BEGIN, the key, these reads, the
+        # writes with the COMMIT) where each read and the writes between them took one.
+        # The ledger accounts exist (made by a first payment): what is missing is made
+        # when posting, and read again then.
+        first, invoice = till.invoice(500), till.invoice(1000)
+        recording.record(till.factory, lambda scope: till.gateway, till.scope,
+                         billing_account_id=till.account.id, amount_minor=700,
+                         method="check", invoice_ids=[first.id])
+        sent: list[tuple[list[str], list[str], bool]] = []
+        pipelined = db._pipelined
+
+        def watched(connection: Any, waiting: Any, reads: Any, **options: Any) -> Any:
+            sent.append(([sql for sql, *_ in waiting], [sql for sql, _ in reads],
+                         bool(options.get("commit"))))
+            return pipelined(connection, waiting, reads, **options)
+
+        monkeypatch.setattr(db, "_pipelined", watched)
+        watched_alone = record_watching(
+            till, lambda s: "FROM ledger_account" in s or "FROM webhook_endpoint" in s,
+            amount_minor=1000, invoice_ids=[invoice.id])
+        (_, reads, _), (writes, after, commit) = sent
+        assert [re.search(r"FROM (\w+)", sql).group(1) for sql in reads] == [  # type: ignore[union-attr]
+            "billing_account", "invoice", "webhook_endpoint", "ledger_account"]
+        assert len(watched_alone) == 2  # those two, in that pipeline, and not again
+        assert commit
+        assert not after
+        assert any(sql.startswith("INSERT INTO payment ") for sql in writes)
+        assert any(sql.startswith("UPDATE ledger_account") for sql in writes)
+        assert till.reread(invoice).status == "paid"
+
     def test_refuses_an_invoice_of_another_account(self, till: Till) -> None:
         other = till.desk.new_account("Other Co")
         invoice = till.invoice(1000, account=other)
@@ -279,7 +313,7 @@ def test_an_invoice_the_session_held_is_applied_as_locked_not_as_it_was_read(til
 
 def record_watching(till: Till, wanted: Callable[[str], bool], **payment: Any) -> list[str]:
     """Record a check payment on the till's account; the statements it ran that ``wanted``
-    picks out (through SQLAlchemy, or directly: db.Direct)."""
+    picks out (through SQLAlchemy, or directly: db.Direct, alone or in a pipeline)."""
     seen: list[str] = []
 
     def watch(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -289,16 +323,26 @@ def record_watching(till: Till, wanted: Callable[[str], bool], **payment: Any) -
     run_on = db.Direct.run_on
 
     def run_on_watched(direct: db.Direct, connection: Any, params: Any) -> list[Any]:
-        watch(connection, None, direct._form(connection.dialect, params).sql)
+        if not connection.info.get(db._WAITING):  # else it goes in a pipeline, seen there
+            watch(connection, None, direct._form(connection.dialect, params).sql)
         return run_on(direct, connection, params)
+
+    pipelined = db._pipelined
+
+    def pipelined_watched(connection: Any, waiting: Any, reads: Any, **options: Any) -> Any:
+        for sql, *_ in [*waiting, *reads]:
+            watch(connection, None, sql)
+        return pipelined(connection, waiting, reads, **options)
 
     engine = till.factory.kw["bind"]
     sa_event.listen(engine, "before_cursor_execute", watch)
     db.Direct.run_on = run_on_watched  # type: ignore[method-assign]
+    db._pipelined = pipelined_watched
     try:
         recording.record(till.factory, lambda scope: till.gateway, till.scope,
                          billing_account_id=till.account.id, method="check", **payment)
     finally:
         db.Direct.run_on = run_on  # type: ignore[method-assign]
+        db._pipelined = pipelined
         sa_event.remove(engine, "before_cursor_execute", watch)
     return seen

@@ -493,32 +493,58 @@ def send_waiting(connection: Connection, then: tuple[str, Any] | None = None, *,
     if not waiting:
         assert then is None, "a read with nothing waiting runs on its own"
         return None
+    cursors = _pipelined(connection, waiting, [then] if then else [],
+                         before_savepoint=before_savepoint, commit=commit)
+    return cursors[0] if then else None
+
+
+def _pipelined(connection: Connection, waiting: Sequence[tuple[str, Any, bool]],
+               reads: Sequence[tuple[str, Any]], *, before_savepoint: bool = False,
+               commit: bool = False) -> list[Any]:
+    """Writes, then reads (their cursors returned, read), then perhaps the COMMIT, in one
+    pipeline: one round trip."""
     driver = cast(Any, connection.connection.driver_connection)
     dialect = connection.dialect
     try:
-        result = None
         with driver.pipeline(), driver.cursor() as cursor:
             for sql, parameters, many in waiting:
                 if many:
                     cursor.executemany(sql, parameters)
                 else:
                     cursor.execute(sql, parameters)
-            if then is not None:
-                result = driver.execute(*then)
+            results = [driver.execute(sql, parameters) for sql, parameters in reads]
             if commit:
                 # As a statement: the driver's commit() in a pipeline syncs at once, and
                 # the pipeline's end syncs again, a round trip of its own (seen in strace).
                 cursor.execute("COMMIT")
-        return result
+        return results
     except dialect.loaded_dbapi.Error as exc:
         gone = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
         if gone:
             connection.invalidate(exc)
-        statements = "; ".join(sql for sql, _, _ in waiting) + (f"; {then[0]}" if then else "")
+        statements = "; ".join([sql for sql, _, _ in waiting] + [sql for sql, _ in reads])
         if before_savepoint:
             raise DBAPIError(statements, None, exc, connection_invalidated=gone) from exc
         raise DBAPIError.instance(statements, None, exc, dialect.loaded_dbapi.Error,
                                   connection_invalidated=gone, dialect=dialect) from exc
+
+
+def read_together(session: Session, reads: Sequence[tuple[Direct | DirectAmong, Mapping[str, Any]]]
+                  ) -> list[list[Any]]:
+    """The rows of several ``Direct`` reads, in their order, pending changes flushed
+    first. On PostgreSQL they go in one pipeline, with any writes waiting before them: one
+    round trip for the lot, where each would take one (with the statements themselves, the
+    cost a request that must read several things up front can save; locks are taken in
+    the order given). Elsewhere they run one after another."""
+    if not is_postgres(session) or len(reads) == 1:
+        return [statement.run(session, params) for statement, params in reads]
+    session.flush()
+    connection = session.connection()
+    bound = [statement.bound(connection.dialect, params) for statement, params in reads]
+    cursors = _pipelined(connection, connection.info.pop(_WAITING, None) or [],
+                         [(form.sql, values) for form, values in bound])
+    return [[form.make(row) for row in cursor.fetchall()]
+            for (form, _), cursor in zip(bound, cursors, strict=True)]
 
 
 def _send_writes_before_the_rest(engine: Engine) -> None:
@@ -786,11 +812,15 @@ class Direct:
                 return
             session.execute(self.statement, list(rows))
 
+    def bound(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[_DirectForm, Any]:
+        """The statement as the driver takes it for ``dialect``, and ``params`` converted."""
+        form = self._form(dialect, params)
+        return form, form.parameters(params)
+
     def run_on(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         """``run`` on a connection of one's own, in whatever transaction it is in."""
         dialect = connection.dialect
-        form = self._form(dialect, params)
-        values = form.parameters(params)
+        form, values = self.bound(dialect, params)
         try:
             if connection.info.get(_WAITING):  # writes waiting: they go first, together
                 cursor = send_waiting(connection, (form.sql, values))
@@ -845,15 +875,26 @@ class DirectAmong:
         self._forms: dict[int, Direct] = {}
 
     def run(self, session: Session, params: Mapping[str, Any]) -> list[Any]:
+        dialect = (session.bind or session.get_bind()).dialect
+        form, params = self._resolved(dialect.name, params)
+        return form.run(session, params)
+
+    def bound(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[_DirectForm, Any]:
+        form, params = self._resolved(dialect.name, params)
+        return form.bound(dialect, params)
+
+    def _resolved(self, dialect_name: str, params: Mapping[str, Any]
+                  ) -> tuple[Direct, Mapping[str, Any]]:
+        """The statement for this many values, and the parameters it takes."""
         values = params[self.name]
-        on_postgresql = (session.bind or session.get_bind()).dialect.name == "postgresql"
-        count = len(values) if on_postgresql and 0 < len(values) <= SCALAR_LIST else 0
+        count = len(values) if dialect_name == "postgresql" and 0 < len(values) <= SCALAR_LIST \
+            else 0
         form = self._forms.get(count)
         if form is None:
             form = self._forms[count] = Direct(lambda dialect: self.statement(dialect, count))
         if count:
             params = {**params, **{f"{self.name}_{i}": value for i, value in enumerate(values)}}
-        return form.run(session, params)
+        return form, params
 
     def statement(self, dialect: str, count: int) -> Executable:
         """The statement for ``count`` values (0: for any number, as one parameter)."""

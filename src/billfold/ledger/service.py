@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Select, Table, bindparam, func, insert, se
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billfold.core import bulk, clock, ids
+from billfold.core import bulk, clock, ids, txcache
 from billfold.core.db import DirectAmong, get_scoped
 from billfold.core.errors import BillfoldError, Conflict
 from billfold.core.scope import Scope
@@ -228,15 +228,42 @@ def _find_ledger_accounts(session: Session, scope: Scope, keys: list[tuple[str, 
     plan read the whole table instead — 0.55 ms for 2,000 ledger accounts and growing
     with them, against 0.02 ms by the index (EXPLAIN ANALYZE of both plans, generic plan
     forced). Whenever PostgreSQL picks the generic plan, it is now the index."""
+    known: dict[tuple[str, str], str] = txcache.cached(session, _known_key(scope), dict)
     by_currency: dict[str, set[str]] = defaultdict(set)
     for key, currency in keys:
-        by_currency[currency].add(key)
-    found: dict[tuple[str, str], str] = {}
+        if (key, currency) not in known:
+            by_currency[currency].add(key)
     for currency, wanted in sorted(by_currency.items()):
-        found.update(((key, currency), account_id) for key, account_id in _LEDGER_ACCOUNTS.run(
+        known.update(((key, currency), account_id) for key, account_id in _LEDGER_ACCOUNTS.run(
             session, {"tenant": scope.tenant_id, "mode": scope.mode, "currency": currency,
                       "keys": sorted(wanted)}))
-    return found
+    return {k: known[k] for k in keys if k in known}
+
+
+def accounts_read_in(currency: ColumnElement[str]) -> DirectAmong:
+    """A read of the scope's ledger accounts by key (parameters ``tenant``, ``mode``,
+    ``keys``) in the currency ``currency`` gives — a scalar subquery over parameters of
+    the caller's — for a caller that reads them before it knows the currency, together
+    with its own reads (``db.read_together``), and gives the rows to ``accounts_known``.
+    Built once, by the caller."""
+    return DirectAmong(lambda _dialect, among: select(
+        LedgerAccount.key, LedgerAccount.currency, LedgerAccount.id).where(
+            LedgerAccount.tenant_id == bindparam("tenant"),
+            LedgerAccount.mode == bindparam("mode"), LedgerAccount.currency == currency,
+            among(LedgerAccount.key)), "keys")
+
+
+def accounts_known(session: Session, scope: Scope, rows: list[Any]) -> None:
+    """The rows of an ``accounts_read_in`` read: posting in this transaction finds these
+    accounts without reading them again."""
+    known: dict[tuple[str, str], str] = txcache.cached(session, _known_key(scope), dict)
+    known.update(((key, currency), account_id) for key, currency, account_id in rows)
+
+
+def _known_key(scope: Scope) -> tuple[str, Scope]:
+    # Ids found in this transaction: a ledger account is never deleted, and one made in a
+    # savepoint rolled back is forgotten with it (txcache).
+    return ("ledger_account_ids", scope)
 
 
 def _accounts_statement(_dialect: str, among: Callable[[Any], ColumnElement[bool]]

@@ -199,8 +199,8 @@ def emit_many(session: Session, scope: Scope,
     values = [row for row, _, _ in rows]
     _INSERT_EVENT.run_many(session, values)
     # A payment emits several events in one transaction; the endpoints are read once.
-    endpoints = txcache.cached(session, ("webhook_endpoints", scope), lambda: _ENABLED_ENDPOINTS.run(
-        session, {"tenant": scope.tenant_id, "mode": scope.mode}))
+    endpoints = txcache.cached(session, _endpoints_key(scope),
+                               lambda: _ENABLED_ENDPOINTS.run(session, endpoints_read(scope)[1]))
     made = []
     for row, body, about in rows:
         event: Event = persisted(session, Event, row)
@@ -211,6 +211,23 @@ def emit_many(session: Session, scope: Scope,
                        content_type="application/json", allow_private=allow_private,
                        about=about, endpoint_id=endpoint.id, event=event)
     return made
+
+
+def endpoints_read(scope: Scope) -> tuple[Direct, dict[str, Any]]:
+    """The read of the scope's enabled endpoints that events emitted in a transaction
+    look up, for a caller that reads it together with its own (``db.read_together``)
+    and gives the rows to ``endpoints_known``."""
+    return _ENABLED_ENDPOINTS, {"tenant": scope.tenant_id, "mode": scope.mode}
+
+
+def endpoints_known(session: Session, scope: Scope, rows: list[Any]) -> None:
+    """The rows of ``endpoints_read``, read in this transaction: events emitted in it
+    go to these endpoints without reading them again."""
+    txcache.cached(session, _endpoints_key(scope), lambda: rows)
+
+
+def _endpoints_key(scope: Scope) -> tuple[str, Scope]:
+    return ("webhook_endpoints", scope)
 
 
 _INSERT_EVENT = Direct(cast(Table, Event.__table__).insert())

@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from billfold.core import clock, ids, txcache
-from billfold.core.db import Direct, insert_now
+from billfold.core.db import Direct, DirectAmong, insert_now
 from billfold.core.scope import Scope
+from billfold.customers.models import BillingAccount
 from billfold.invoicing import service as invoicing
 from billfold.invoicing.models import Invoice
 from billfold.ledger import service as ledger
@@ -65,6 +66,23 @@ def posting_lines(payment: Payment, shares: Sequence[Share], external_minor: int
     lines += [PostingLine(ref, Money(-sign * amount, currency))
               for ref, amount in credits.items() if amount]
     return lines
+
+
+def payment_accounts_read(scope: Scope, billing_account_id: str
+                          ) -> tuple[DirectAmong, dict[str, object]]:
+    """The read of the ledger accounts a payment on the billing account posts to (its
+    service fee's and external payments' aside), in the account's currency: to read with
+    the account, before posting (``ledger.accounts_known``)."""
+    keys = [AccountRef("cash_clearing").key, AccountRef("receivable", billing_account_id).key,
+            AccountRef("unapplied_cash", billing_account_id).key]
+    return _PAYMENT_ACCOUNTS, {"tenant": scope.tenant_id, "mode": scope.mode,
+                               "billing_account": billing_account_id, "keys": sorted(keys)}
+
+
+_PAYMENT_ACCOUNTS = ledger.accounts_read_in(
+    select(BillingAccount.currency).where(
+        BillingAccount.id == bindparam("billing_account"),
+        BillingAccount.tenant_id == bindparam("tenant")).scalar_subquery())
 
 
 def post(session: Session, scope: Scope, payment: Payment, *, source: SourceRef,

@@ -20,6 +20,7 @@ from billfold.core.db import (
     get_scoped,
     holds_any,
     loaded,
+    read_together,
     send_writes_together,
     transaction,
 )
@@ -27,6 +28,8 @@ from billfold.core.errors import FieldError, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount, Customer
 from billfold.invoicing.models import Invoice
+from billfold.ledger import service as ledger
+from billfold.notifications import webhooks
 from billfold.payments import ledgering, paying, sessions
 from billfold.payments.gateways.base import ChargeRequest, Gateway, GatewayTimeout, SavedInstrument
 from billfold.payments.models import Payment
@@ -136,18 +139,36 @@ def _new(session: Session, scope: Scope, *, billing_account_id: str, amount_mino
          method: str, instrument_token: str | None, invoice_ids: Sequence[str],
          reference: str | None, key: str) -> tuple[Payment, tuple[Any, ...]]:
     problems: list[FieldError] = []
+    if not isinstance(billing_account_id, str):
+        raise ValidationFailed([FieldError("billing_account_id", "no such billing account",
+                                           "not_found")])
+    invoice_ids = list(invoice_ids)
+    params = {"tenant": scope.tenant_id, "mode": scope.mode}
     # The account with what settling the payment reads of its customer and tenant (the
     # receipt email's address and biller), in one statement: in the session, later reads
     # of them are free.
-    rows = _ACCOUNT.run(session, {"id": billing_account_id, "tenant": scope.tenant_id,
-                                  "mode": scope.mode}) \
-        if isinstance(billing_account_id, str) else []
-    if not rows:
+    reads: list[tuple[Any, dict[str, Any]]] = [(_ACCOUNT, {**params, "id": billing_account_id})]
+    # The invoices named, unless the session holds some (they are then read as below).
+    invoices_direct = bool(invoice_ids) and not holds_any(session, Invoice, invoice_ids)
+    if invoices_direct:
+        reads.append((_INVOICES_DIRECT, {**params, "ids": invoice_ids}))
+    settles_now = method in OFFLINE_METHODS
+    if settles_now:
+        # What settling reads before it writes — the endpoints its events go to, the
+        # ledger accounts it posts to — read now with the rest: on PostgreSQL the reads
+        # are one round trip, and the payment's writes then go together with its COMMIT.
+        reads += [webhooks.endpoints_read(scope),
+                  ledgering.payment_accounts_read(scope, billing_account_id)]
+    results = read_together(session, reads)
+    if not results[0]:
         raise ValidationFailed([FieldError("billing_account_id", "no such billing account",
                                            "not_found")])
-    found = loaded(session, _ACCOUNT_MODELS, rows[0])
+    found = loaded(session, _ACCOUNT_MODELS, results[0][0])
     account = found[0]
     paying.locked_already(session, {account.id})
+    if settles_now:
+        webhooks.endpoints_known(session, scope, results[-2])
+        ledger.accounts_known(session, scope, results[-1])
     if not isinstance(amount_minor, int) or not 1 <= amount_minor <= MAX_MINOR:
         problems.append(FieldError("amount_minor", f"must be from 1 to {MAX_MINOR}"))
     if method not in OFFLINE_METHODS + GATEWAY_METHODS:
@@ -158,7 +179,8 @@ def _new(session: Session, scope: Scope, *, billing_account_id: str, amount_mino
                                    "token of an instrument the gateway saved", "required"))
     elif method in OFFLINE_METHODS and instrument_token:
         problems.append(FieldError("instrument_token", f"does not go with a {method} payment"))
-    lines = _lines(session, scope, account, list(invoice_ids), amount_minor, problems)
+    invoices = _invoices(session, params, invoice_ids, results[1] if invoices_direct else None)
+    lines = _lines(account, invoice_ids, invoices, amount_minor, problems)
     if problems:
         raise ValidationFailed(problems)
     now = clock.utcnow()
@@ -175,19 +197,27 @@ def _new(session: Session, scope: Scope, *, billing_account_id: str, amount_mino
     return payment, tuple(found)
 
 
-def _lines(session: Session, scope: Scope, account: BillingAccount, invoice_ids: list[str],
+def _invoices(session: Session, params: dict[str, Any], invoice_ids: list[str],
+              rows: list[Any] | None) -> dict[str, Invoice]:
+    """The invoices named, locked: made from ``rows`` read directly, else (the session
+    held some) read by the ORM query that refreshes them."""
+    if not invoice_ids:
+        return {}
+    if rows is None:
+        found = {i.id: i for i in session.scalars(_INVOICES, {**params, "ids": invoice_ids})}
+    else:
+        found = {invoice.id: invoice for (invoice,) in (
+            loaded(session, (Invoice,), row) for row in rows)}
+    ledgering.invoices_locked(session, found.values())
+    return found
+
+
+def _lines(account: BillingAccount, invoice_ids: list[str], found: dict[str, Invoice],
            amount_minor: int, problems: list[FieldError]) -> list[dict[str, Any]]:
     holder = {"key": "account", "invoice_id": None, "invoice_number": None,
               "account_number": account.number, "billing_account_id": account.id}
     if not invoice_ids:
         return [{**holder, "pay_minor": amount_minor, "oldest_first": True}]
-    params = {"tenant": scope.tenant_id, "mode": scope.mode, "ids": invoice_ids}
-    if holds_any(session, Invoice, invoice_ids):
-        found = {i.id: i for i in session.scalars(_INVOICES, params)}
-    else:
-        found = {invoice.id: invoice for (invoice,) in (
-            loaded(session, (Invoice,), row) for row in _INVOICES_DIRECT.run(session, params))}
-    ledgering.invoices_locked(session, found.values())
     lines, left = [], amount_minor if isinstance(amount_minor, int) else 0
     for index, invoice_id in enumerate(invoice_ids):
         invoice = found.get(invoice_id)

@@ -82,6 +82,27 @@ class TestPost:
         assert ledger.billing_account_balances(session, b, "ba_1")["receivable"] == {"USD": 700}
 
 
+    def test_an_account_made_in_a_savepoint_rolled_back_is_made_again(self, session, scope):
+        # The ids of ledger accounts found are kept for the transaction; not those the
+        # savepoint that made them took back.
+        def entry(source: str) -> ledger.NewEntry:
+            return ledger.NewEntry(SourceRef("invoice", source), invoice_lines("ba_sp", 400),
+                                   "x", DAY)
+
+        def post_then_roll_back() -> None:
+            with session.begin_nested():
+                ledger.post_many(session, scope, [entry("inv_sp1")])
+                raise RuntimeError("rolled back")
+
+        with transaction(session):
+            with pytest.raises(RuntimeError):
+                post_then_roll_back()
+            ledger.post_many(session, scope, [entry("inv_sp2")])
+            ledger.post_many(session, scope, [entry("inv_sp3")])
+        assert ledger.billing_account_balances(session, scope, "ba_sp")["receivable"] == {
+            "USD": 800}
+
+
 class TestReverse:
     def test_reversal_negates_the_entry_exactly(self, session, scope):
         with transaction(session):
