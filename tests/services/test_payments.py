@@ -3,6 +3,7 @@ refunds, voids, ACH returns, chargebacks, lost outcomes and the test clock."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -10,11 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from billfold import cli
-from billfold.core import jobs
+from billfold.core import db, jobs
 from billfold.core.config import Settings
 from billfold.core.db import transaction
 from billfold.core.errors import Conflict, ValidationFailed
@@ -180,6 +182,71 @@ class TestPayingByCard:
         with pytest.raises(ValidationFailed):
             till.pay(second, stale)
         assert till.balances()["unapplied_cash"] == {}
+
+
+class TestReadAhead:
+    """paying.read_ahead: what settling a payment reads is read before it writes (on
+    PostgreSQL in one round trip), and not read again."""
+
+    SETTLING_READS = ("tenant_settings", "billing_account", "customer", "tenant", "invoice",
+                      "pay_session", "webhook_endpoint", "ledger_account")
+
+    def outcome_statements(self, till: Till, monkeypatch: pytest.MonkeyPatch,
+                           token: str) -> tuple[Payment, list[str]]:
+        """The payment, and the statements run through SQLAlchemy once its outcome is
+        being recorded (from the read ahead on)."""
+        seen: list[str] = []
+        reading_ahead = paying.read_ahead
+
+        def noted(session: Session, scope: Scope, payment: Payment) -> None:
+            seen.append("-- read ahead")
+            reading_ahead(session, scope, payment)
+
+        def watch(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if seen:
+                seen.append(statement)
+
+        monkeypatch.setattr(paying, "read_ahead", noted)
+        engine = till.factory.kw["bind"]
+        sa_event.listen(engine, "before_cursor_execute", watch)
+        try:
+            payment = till.pay(token)
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", watch)
+        assert seen, "the outcome was recorded without reading ahead"
+        return payment, seen[1:]
+
+    def test_settling_reads_nothing_again(self, till: Till,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        first, second = till.invoice(1000), till.invoice(2500)
+        payment, statements = self.outcome_statements(
+            till, monkeypatch, till.pay_session(first, second, card_fee_minor=100))
+        assert payment.status == "succeeded"
+        again = [s for s in statements if s.startswith("SELECT") and re.search(
+            r"FROM (\w+)", s).group(1) in self.SETTLING_READS]  # type: ignore[union-attr]
+        assert again == []
+        assert till.reread(first).status == till.reread(second).status == "paid"
+        assert till.balances()["receivable"] == {"USD": 0}
+        assert till.events("invoice.paid") == 2
+
+    @pytest.mark.postgres_only
+    def test_the_reads_are_one_round_trip(self, till: Till,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        till.pay(till.pay_session(till.invoice(500)))  # the ledger accounts exist
+        sent: list[list[str]] = []
+        pipelined = db._pipelined
+
+        def watched(connection: Any, waiting: Any, reads: Any, **options: Any) -> Any:
+            sent.append([re.search(r"FROM (\w+)", sql).group(1)  # type: ignore[union-attr]
+                         for sql, _ in reads])
+            return pipelined(connection, waiting, reads, **options)
+
+        monkeypatch.setattr(db, "_pipelined", watched)
+        payment = till.pay(till.pay_session(till.invoice(1000), till.invoice(700)))
+        assert payment.status == "succeeded"
+        assert [tables for tables in sent if tables] == [[
+            "tenant_settings", "billing_account", "invoice", "pay_session", "webhook_endpoint",
+            "ledger_account"]]
 
 
 class TestPayingByBank:

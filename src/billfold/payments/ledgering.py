@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from billfold.core import clock, ids, txcache
-from billfold.core.db import Direct, DirectAmong, insert_now
+from billfold.core.db import Direct, DirectAmong, columns_of, insert_now
 from billfold.core.scope import Scope
 from billfold.customers.models import BillingAccount
 from billfold.invoicing import service as invoicing
@@ -79,6 +79,23 @@ def payment_accounts_read(scope: Scope, billing_account_id: str
                                "billing_account": billing_account_id, "keys": sorted(keys)}
 
 
+def accounts_read(scope: Scope, payment: Payment) -> tuple[DirectAmong, dict[str, object]]:
+    """The read of the ledger accounts settling ``payment`` may post to, in its currency:
+    to read before settling it (``ledger.accounts_known``)."""
+    refs = {AccountRef("cash_clearing")}
+    for line in payment.lines:
+        if account_id := line.get("billing_account_id"):
+            refs |= {AccountRef("receivable", account_id), AccountRef("unapplied_cash", account_id)}
+        else:
+            refs.add(AccountRef("external_payments"))
+    if payment.fee_minor:
+        refs.add(AccountRef("fee_revenue"))
+    return _ACCOUNTS_IN_CURRENCY, {"tenant": scope.tenant_id, "mode": scope.mode,
+                                   "currency": payment.currency,
+                                   "keys": sorted(ref.key for ref in refs)}
+
+
+_ACCOUNTS_IN_CURRENCY = ledger.accounts_read_in(bindparam("currency"))
 _PAYMENT_ACCOUNTS = ledger.accounts_read_in(
     select(BillingAccount.currency).where(
         BillingAccount.id == bindparam("billing_account"),
@@ -195,6 +212,13 @@ _LOCKED_INVOICES = "billfold.locked_invoices"
 # Built once (every payment runs it); a payment names a few invoices, so a plain IN list.
 # The rows as locked replace what the session read of them before: an invoice it still
 # held from a read before a concurrent payment's commit would show that payment unpaid.
+# The same, run directly, for a transaction that holds none of them yet (nothing to
+# refresh): its rows made instances with db.loaded, then noted with invoices_locked.
+INVOICES_LOCKED = DirectAmong(lambda _dialect, among: (
+    select(*columns_of(Invoice)).where(
+        Invoice.tenant_id == bindparam("tenant"), Invoice.mode == bindparam("mode"),
+        among(Invoice.id))
+    .order_by(Invoice.id).with_for_update()), "ids")
 _LOCK_INVOICES = (select(Invoice).where(Invoice.id.in_(bindparam("ids", expanding=True)))
                   .order_by(Invoice.id).with_for_update()
                   .execution_options(populate_existing=True))

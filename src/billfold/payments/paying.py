@@ -15,16 +15,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from billfold.core import clock, ids, sequences, txcache
-from billfold.core.db import is_postgres, send_writes_together, transaction
+from billfold.core.db import (
+    Direct,
+    DirectAmong,
+    columns_of,
+    holds_any,
+    is_postgres,
+    loaded,
+    read_together,
+    send_writes_together,
+    transaction,
+)
 from billfold.core.errors import Conflict, FieldError, ValidationFailed
 from billfold.core.scope import Scope
-from billfold.customers.models import BillingAccount
+from billfold.customers.models import BillingAccount, Customer
 from billfold.invoicing.models import Invoice
+from billfold.ledger import service as ledger
 from billfold.ledger.service import SourceRef
+from billfold.notifications import webhooks
 from billfold.payments import ledgering, notify, sessions
 from billfold.payments.allocation import Payable, Share, allocate
 from billfold.payments.gateways.base import (
@@ -38,6 +50,7 @@ from billfold.payments.gateways.base import (
 )
 from billfold.payments.models import BlockedBankAccount, Payment, PaySession
 from billfold.tenants import service as tenants
+from billfold.tenants.models import Tenant, TenantSettings
 
 RECEIPT_SERIES = "receipt"
 
@@ -135,6 +148,72 @@ def pay(factory: sessionmaker[Session], gateway: Gateway, token: str,
     return _reloaded(factory, started.id)
 
 
+def read_ahead(session: Session, scope: Scope, payment: Payment) -> None:
+    """Read what settling ``payment`` reads before it writes, in one round trip on
+    PostgreSQL (``db.read_together``) where each read took one and sent the writes made
+    so far ahead of it: the tenant's settings (its clock), the billing accounts (locked,
+    in id order, with their customers and tenant: the receipt email's), the invoices
+    (locked, in id order), the pay session (locked), the webhook endpoints and the ledger
+    accounts. Locks are taken in the order settling takes them; rows the session holds
+    already are left to settling's own reads, which refresh them."""
+    params = {"tenant": scope.tenant_id, "mode": scope.mode}
+    account_ids = sorted({str(line["billing_account_id"]) for line in payment.lines
+                          if line.get("billing_account_id")})
+    invoice_ids = sorted({str(line["invoice_id"]) for line in payment.lines
+                          if line.get("invoice_id")})
+    reads: dict[str, tuple[Any, dict[str, Any]]] = {"settings": (_SETTINGS, params)}
+    if account_ids and not holds_any(session, BillingAccount, account_ids):
+        reads["accounts"] = (ACCOUNTS_WITH_PAYERS, {**params, "ids": account_ids})
+    if invoice_ids and not holds_any(session, Invoice, invoice_ids):
+        reads["invoices"] = (_INVOICES, {**params, "ids": invoice_ids})
+    if payment.pay_session_id and not holds_any(session, PaySession, [payment.pay_session_id]):
+        reads["session"] = (_PAY_SESSION, {"id": payment.pay_session_id})
+    reads["endpoints"] = webhooks.endpoints_read(scope)
+    reads["ledger"] = ledgering.accounts_read(scope, payment)
+    found = dict(zip(reads, read_together(session, list(reads.values())), strict=True))
+    for (settings,) in (loaded(session, (TenantSettings,), row) for row in found["settings"]):
+        tenants.remember_settings(session, scope, settings)
+    if "accounts" in found:
+        # Held while the transaction lasts: the session keeps only the objects something
+        # refers to, and settling reads them again (the receipt email).
+        held: list[Any] = txcache.cached(session, _HELD, list)
+        for row in found["accounts"]:
+            held += loaded(session, ACCOUNT_MODELS, row)
+        locked_already(session, {row.billing_account_id for row in found["accounts"]})
+    if "invoices" in found:
+        ledgering.invoices_locked(session, [
+            loaded(session, (Invoice,), row)[0] for row in found["invoices"]])
+    locked_sessions: dict[str, PaySession] = txcache.cached(session, _LOCKED_SESSIONS, dict)
+    for (row,) in (loaded(session, (PaySession,), row) for row in found.get("session", ())):
+        locked_sessions[row.id] = row
+    webhooks.endpoints_known(session, scope, found["endpoints"])
+    ledger.accounts_known(session, scope, found["ledger"])
+
+
+_SETTINGS = Direct(select(*columns_of(TenantSettings)).where(
+    TenantSettings.tenant_id == bindparam("tenant"), TenantSettings.mode == bindparam("mode")))
+ACCOUNT_MODELS = (BillingAccount, Customer, Tenant)
+# Billing accounts with what settling reads of their customer and tenant (the receipt
+# email's address and biller), locked in id order as lock_accounts locks them: locked
+# before anything is written, since inserting a payment has PostgreSQL take a key share of
+# its account row (the foreign key), and two payments on one account that both held that
+# and then asked to lock the account deadlocked.
+ACCOUNTS_WITH_PAYERS = DirectAmong(lambda _dialect, among: (
+    select(*columns_of(*ACCOUNT_MODELS))
+    .join_from(BillingAccount, Customer, Customer.id == BillingAccount.customer_id)
+    .join(Tenant, Tenant.id == BillingAccount.tenant_id)
+    .where(BillingAccount.tenant_id == bindparam("tenant"), BillingAccount.mode == bindparam("mode"),
+           among(BillingAccount.id))
+    .order_by(BillingAccount.id)
+    .with_for_update(of=BillingAccount)
+    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL)), "ids")
+_INVOICES = ledgering.INVOICES_LOCKED
+_PAY_SESSION = Direct(select(*columns_of(PaySession)).where(PaySession.id == bindparam("id"))
+                      .with_for_update())
+_LOCKED_SESSIONS = "billfold.locked_pay_sessions"
+_HELD = "billfold.read_ahead"
+
+
 def _unless_blocked(factory: sessionmaker[Session], gateway: Gateway, scope: Scope,
                     result: ChargeResult) -> ChargeResult:
     """A bank account returned as closed or invalid is never debited again: the debit
@@ -225,6 +304,8 @@ def record_outcome(session: Session, gateway: Gateway, payment: Payment,
     if payment.status not in ("processing", "unknown"):
         return
     scope = Scope(payment.tenant_id, payment.mode)  # type: ignore[arg-type]
+    if result.status in ("succeeded", "pending"):
+        read_ahead(session, scope, payment)  # before anything is written: it is settled below
     payment.gateway, payment.gateway_reference = gateway.name, result.reference
     payment.updated_at = clock.utcnow()
     if result.instrument is not None:
@@ -258,8 +339,7 @@ def settle(session: Session, scope: Scope, payment: Payment) -> None:
     with ledgering.posting_last(session, scope):
         paid = apply(session, scope, payment)
         if payment.pay_session_id:
-            row = session.get(PaySession, payment.pay_session_id, with_for_update=True)
-            assert row is not None
+            row = _locked_session(session, payment.pay_session_id)
             row.status, row.payment_id, row.paid_at = "paid", payment.id, clock.utcnow()
         session.flush()
         for hook in SETTLED_HOOKS:
@@ -299,6 +379,16 @@ def apply(session: Session, scope: Scope, payment: Payment) -> list[Any]:
                              kind="payment", description=f"Payment {payment.receipt_number}",
                              invoices=invoices)
     return [i for i in touched if i.status == "paid"]
+
+
+def _locked_session(session: Session, session_id: str) -> PaySession:
+    """The pay session, locked: as read ahead, else read now."""
+    held: dict[str, PaySession] = txcache.cached(session, _LOCKED_SESSIONS, dict)
+    if session_id in held:
+        return held[session_id]
+    row = session.get(PaySession, session_id, with_for_update=True)
+    assert row is not None
+    return row
 
 
 def open_invoice_ids(session: Session, scope: Scope, billing_account_id: str) -> list[str]:

@@ -9,14 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import LABEL_STYLE_TABLENAME_PLUS_COL, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from billfold.core import clock, ids
 from billfold.core.db import (
-    Direct,
-    DirectAmong,
-    columns_of,
     get_scoped,
     holds_any,
     loaded,
@@ -26,7 +23,7 @@ from billfold.core.db import (
 )
 from billfold.core.errors import FieldError, ValidationFailed
 from billfold.core.scope import Scope
-from billfold.customers.models import BillingAccount, Customer
+from billfold.customers.models import BillingAccount
 from billfold.invoicing.models import Invoice
 from billfold.ledger import service as ledger
 from billfold.notifications import webhooks
@@ -34,7 +31,6 @@ from billfold.payments import ledgering, paying, sessions
 from billfold.payments.gateways.base import ChargeRequest, Gateway, GatewayTimeout, SavedInstrument
 from billfold.payments.models import Payment
 from billfold.tenants import service as tenants
-from billfold.tenants.models import Tenant
 
 OFFLINE_METHODS = ("check", "cash", "wire", "other")
 GATEWAY_METHODS = ("card", "ach")
@@ -79,18 +75,6 @@ def record(factory: Callable[[], Session], gateway_for: Any, scope: Scope, *,
 _BY_SUBMISSION_KEY = select(Payment).where(
     Payment.tenant_id == bindparam("tenant"), Payment.mode == bindparam("mode"),
     Payment.submission_key == bindparam("key"))
-_ACCOUNT_MODELS = (BillingAccount, Customer, Tenant)
-_ACCOUNT = Direct(
-    select(*columns_of(*_ACCOUNT_MODELS))
-    .join_from(BillingAccount, Customer, Customer.id == BillingAccount.customer_id)
-    .join(Tenant, Tenant.id == BillingAccount.tenant_id)
-    .where(BillingAccount.id == bindparam("id"), BillingAccount.tenant_id == bindparam("tenant"),
-           BillingAccount.mode == bindparam("mode"))
-    # Locked before anything is written: inserting the payment has PostgreSQL take a key
-    # share of the account row (the foreign key), and two payments on one account that
-    # both held that and then asked to lock the account (paying.apply) deadlocked.
-    .with_for_update(of=BillingAccount)
-    .set_label_style(LABEL_STYLE_TABLENAME_PLUS_COL))
 # Locked as they are read, in id order after the account (the order paying.apply locks
 # in): applying the money then reads them no more (ledgering.lock_invoices). The rows as
 # locked replace anything the session held of them.
@@ -100,11 +84,7 @@ _INVOICES = (
         Invoice.id.in_(bindparam("ids", expanding=True)))
     .order_by(Invoice.id).with_for_update().execution_options(populate_existing=True))
 # The same, run directly, when the session holds none of them (nothing to refresh).
-_INVOICES_DIRECT = DirectAmong(lambda _dialect, among: (
-    select(*columns_of(Invoice)).where(
-        Invoice.tenant_id == bindparam("tenant"), Invoice.mode == bindparam("mode"),
-        among(Invoice.id))
-    .order_by(Invoice.id).with_for_update()), "ids")
+_INVOICES_DIRECT = ledgering.INVOICES_LOCKED
 
 
 def _charge(factory: Callable[[], Session], gateway: Gateway, scope: Scope, payment_id: str,
@@ -147,7 +127,8 @@ def _new(session: Session, scope: Scope, *, billing_account_id: str, amount_mino
     # The account with what settling the payment reads of its customer and tenant (the
     # receipt email's address and biller), in one statement: in the session, later reads
     # of them are free.
-    reads: list[tuple[Any, dict[str, Any]]] = [(_ACCOUNT, {**params, "id": billing_account_id})]
+    reads: list[tuple[Any, dict[str, Any]]] = [
+        (paying.ACCOUNTS_WITH_PAYERS, {**params, "ids": [billing_account_id]})]
     # The invoices named, unless the session holds some (they are then read as below).
     invoices_direct = bool(invoice_ids) and not holds_any(session, Invoice, invoice_ids)
     if invoices_direct:
@@ -163,7 +144,7 @@ def _new(session: Session, scope: Scope, *, billing_account_id: str, amount_mino
     if not results[0]:
         raise ValidationFailed([FieldError("billing_account_id", "no such billing account",
                                            "not_found")])
-    found = loaded(session, _ACCOUNT_MODELS, results[0][0])
+    found = loaded(session, paying.ACCOUNT_MODELS, results[0][0])
     account = found[0]
     paying.locked_already(session, {account.id})
     if settles_now:
