@@ -235,16 +235,20 @@ def serve(
         "--pin-cpus/--no-pin-cpus",
         help="Keep each API process on a CPU of its own (default: BILLFOLD_PIN_CPUS, on)")
     ] = None,
+    access_log: Annotated[bool | None, typer.Option(
+        "--access-log/--no-access-log",
+        help="Log a line per request (default: BILLFOLD_ACCESS_LOG, off)")] = None,
 ) -> None:
     """Run the HTTP API (and one worker, unless --no-worker)."""
     import uvicorn
 
     from billfold.web.app import create_app
 
-    if pin_cpus is not None:
-        # Through the environment, so the processes of --processes N read it too.
-        os.environ["BILLFOLD_PIN_CPUS"] = "true" if pin_cpus else "false"
-        get_settings.cache_clear()
+    # Through the environment, so the processes of --processes N read them too.
+    for name, value in (("BILLFOLD_PIN_CPUS", pin_cpus), ("BILLFOLD_ACCESS_LOG", access_log)):
+        if value is not None:
+            os.environ[name] = "true" if value else "false"
+            get_settings.cache_clear()
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=settings.log_level)
@@ -259,14 +263,16 @@ def serve(
         # Each process builds its own app and engine; the worker (if any) runs here, in
         # the process that supervises them.
         uvicorn.run("billfold.web.app:serving_app", factory=True, workers=processes,
-                    host=host, port=port, log_level=settings.log_level.lower())
+                    host=host, port=port, log_level=settings.log_level.lower(),
+                    access_log=settings.access_log)
         return
     app = create_app(settings, engine)
     heap.settle()
     if settings.pin_cpus:
         # After the worker thread started: it keeps every core for its renders.
         affinity.pin_to_free_cpu()
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(),
+                access_log=settings.access_log)
 
 
 # An idle worker looks for due jobs this often; a busy one goes straight on.

@@ -151,6 +151,32 @@ class TestServe:
             server.wait(timeout=10)
 
 
+    @pytest.mark.parametrize("flags", [[], ["--access-log"], ["--processes", "2"],
+                                       ["--processes", "2", "--access-log"]])
+    def test_a_line_per_request_only_when_asked(self, run, tmp_path, unused_port, flags):
+        env = {**os.environ, "BILLFOLD_DATABASE_URL": run.url,
+               "BILLFOLD_DATA_DIR": str(tmp_path / "var")}
+        env.pop("BILLFOLD_ACCESS_LOG", None)
+        server = subprocess.Popen(
+            [BILLFOLD, "serve", "--port", str(unused_port), "--no-worker", *flags],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            import time
+
+            for _ in range(150):
+                try:
+                    if httpx.get(f"http://127.0.0.1:{unused_port}/healthz",
+                                 timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            assert httpx.get(f"http://127.0.0.1:{unused_port}/openapi.json").status_code == 200
+        finally:
+            server.terminate()
+            output = server.communicate(timeout=10)[0].decode()
+        assert ('"GET /openapi.json HTTP/1.1" 200' in output) == ("--access-log" in flags), output
+
+
 @pytest.fixture
 def unused_port() -> int:
     import socket

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     # CPU of its own (core/affinity.py: a third less CPU per request, measured). Off: the
     # system schedules them anywhere.
     pin_cpus: bool = True
+    # `billfold serve` writes a line per request (uvicorn's access log). Off by default,
+    # as gunicorn's is: a proxy in front usually logs requests, and the line cost the
+    # server 5-10% of a pay session's CPU (measured; README "Where the remaining time goes").
+    access_log: bool = False
     # Keys instrument fingerprints (a blocked bank account is recognised by it). Unset:
     # a random key kept in <data_dir>/secret.key, made on first use; several machines
     # sharing one database must all set the same BILLFOLD_SECRET_KEY.
