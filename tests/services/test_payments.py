@@ -28,10 +28,16 @@ from billfold.ledger import service as ledger
 from billfold.ledger import verify
 from billfold.notifications import outbox
 from billfold.notifications.webhook_models import Event
-from billfold.payments import after, notify, paying, sessions
-from billfold.payments.gateways.base import BankDetails, CardDetails
+from billfold.payments import after, notify, paying, recording, sessions
+from billfold.payments.gateways.base import BankDetails, CardDetails, ChargeRequest
 from billfold.payments.gateways.test import TestGateway
-from billfold.payments.models import BlockedBankAccount, Dispute, Payment, PaySession
+from billfold.payments.models import (
+    BlockedBankAccount,
+    Dispute,
+    Payment,
+    PaymentAllocation,
+    PaySession,
+)
 from tests.services.conftest import ACTOR, Desk
 
 VISA = "4242424242424242"
@@ -95,6 +101,11 @@ class Till:
     def scalar(self, statement: Any) -> Any:
         with self.factory() as s:
             return s.scalar(statement)
+
+    def allocations(self, invoice: Invoice) -> list[PaymentAllocation]:
+        with self.factory() as s:
+            return list(s.scalars(select(PaymentAllocation).where(
+                PaymentAllocation.invoice_id == invoice.id)))
 
     def balances(self) -> dict[str, dict[str, int]]:
         with self.factory() as s:
@@ -247,6 +258,36 @@ class TestReadAhead:
         assert [tables for tables in sent if tables] == [[
             "tenant_settings", "billing_account", "invoice", "pay_session", "webhook_endpoint",
             "ledger_account"]]
+
+
+    @pytest.mark.postgres_only
+    def test_an_invoice_the_session_held_is_applied_as_locked(self, till: Till) -> None:
+        # Read ahead makes no instance of an invoice the session holds (it could predate
+        # another payment's commit): settling's own read refreshes it as locked.
+        invoice = till.invoice(1_000)
+        token = till.pay_session(invoice)
+        with till.factory() as s:
+            (line,) = sessions.current_lines(s, sessions.find(s, token))
+        card = CardDetails(VISA, 12, 2030, "123", "Ada Payer")
+        started = paying._start(till.factory, token, paying.Submission(
+            nonce="held", amounts={line["key"]: 1_000}, method="card", details=card))
+        result = till.gateway.charge(till.scope, ChargeRequest(
+            idempotency_key=started.id, amount_minor=started.amount_minor, currency="USD",
+            method=card, description="held", on_date=started.payment_date))
+        with till.factory() as s, transaction(s):
+            held = s.get(Invoice, invoice.id)
+            assert held is not None
+            assert held.amount_due_minor == 1_000
+            recording.record(till.factory, lambda scope: till.gateway, till.scope,
+                             billing_account_id=till.account.id, amount_minor=400,
+                             method="check", invoice_ids=[invoice.id])  # commits on its own
+            payment = s.get(Payment, started.id, with_for_update=True)
+            assert payment is not None
+            paying.record_outcome(s, till.gateway, payment, result)
+            assert (held.amount_paid_minor, held.status) == (1_000, "paid")
+        on_invoice = {a.payment_id: a.amount_minor for a in till.allocations(invoice)}
+        assert on_invoice[started.id] == 600
+        assert till.balances()["unapplied_cash"] == {"USD": 400}
 
 
 class TestPayingByBank:

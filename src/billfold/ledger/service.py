@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, Table, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -234,10 +234,18 @@ def _find_ledger_accounts(session: Session, scope: Scope, keys: list[tuple[str, 
         if (key, currency) not in known:
             by_currency[currency].add(key)
     for currency, wanted in sorted(by_currency.items()):
-        known.update(((key, currency), account_id) for key, account_id in _LEDGER_ACCOUNTS.run(
-            session, {"tenant": scope.tenant_id, "mode": scope.mode, "currency": currency,
-                      "keys": sorted(wanted)}))
+        statement, params = accounts_read(scope, currency, wanted)
+        accounts_known(session, scope, statement.run(session, params))
     return {k: known[k] for k in keys if k in known}
+
+
+def accounts_read(scope: Scope, currency: str, keys: Iterable[str]
+                  ) -> tuple[DirectAmong, dict[str, Any]]:
+    """The read of the scope's ledger accounts with these keys in ``currency``, for a
+    caller that reads it together with its own (``db.read_together``) before posting, and
+    gives the rows to ``accounts_known``."""
+    return _LEDGER_ACCOUNTS, {"tenant": scope.tenant_id, "mode": scope.mode,
+                              "currency": currency, "keys": sorted(set(keys))}
 
 
 def accounts_read_in(currency: ColumnElement[str]) -> DirectAmong:
@@ -245,7 +253,10 @@ def accounts_read_in(currency: ColumnElement[str]) -> DirectAmong:
     ``keys``) in the currency ``currency`` gives — a scalar subquery over parameters of
     the caller's — for a caller that reads them before it knows the currency, together
     with its own reads (``db.read_together``), and gives the rows to ``accounts_known``.
-    Built once, by the caller."""
+    Built once, by the caller. A bill-run batch asks for hundreds of keys, so they are one
+    parameter (an array on PostgreSQL, JSON on SQLite): the statement's text stays the
+    same whatever their number. A payment's few keys go to PostgreSQL one by one, so that
+    it plans the statement once (DirectAmong)."""
     return DirectAmong(lambda _dialect, among: select(
         LedgerAccount.key, LedgerAccount.currency, LedgerAccount.id).where(
             LedgerAccount.tenant_id == bindparam("tenant"),
@@ -254,8 +265,8 @@ def accounts_read_in(currency: ColumnElement[str]) -> DirectAmong:
 
 
 def accounts_known(session: Session, scope: Scope, rows: list[Any]) -> None:
-    """The rows of an ``accounts_read_in`` read: posting in this transaction finds these
-    accounts without reading them again."""
+    """The rows (key, currency, id) of an ``accounts_read`` or ``accounts_read_in`` read:
+    posting in this transaction finds these accounts without reading them again."""
     known: dict[tuple[str, str], str] = txcache.cached(session, _known_key(scope), dict)
     known.update(((key, currency), account_id) for key, currency, account_id in rows)
 
@@ -266,18 +277,7 @@ def _known_key(scope: Scope) -> tuple[str, Scope]:
     return ("ledger_account_ids", scope)
 
 
-def _accounts_statement(_dialect: str, among: Callable[[Any], ColumnElement[bool]]
-                        ) -> Select[str, str]:
-    """Built once per dialect: every posting runs it. A bill-run batch asks for hundreds of
-    keys, so they are one parameter (an array on PostgreSQL, JSON on SQLite): the
-    statement's text stays the same whatever their number. A payment's few keys go to
-    PostgreSQL one by one, so that it plans the statement once (DirectAmong)."""
-    return select(LedgerAccount.key, LedgerAccount.id).where(
-        LedgerAccount.tenant_id == bindparam("tenant"), LedgerAccount.mode == bindparam("mode"),
-        LedgerAccount.currency == bindparam("currency"), among(LedgerAccount.key))
-
-
-_LEDGER_ACCOUNTS = DirectAmong(_accounts_statement, "keys")
+_LEDGER_ACCOUNTS = accounts_read_in(bindparam("currency"))
 
 
 def reverse(

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -79,7 +79,7 @@ def payment_accounts_read(scope: Scope, billing_account_id: str
                                "billing_account": billing_account_id, "keys": sorted(keys)}
 
 
-def accounts_read(scope: Scope, payment: Payment) -> tuple[DirectAmong, dict[str, object]]:
+def accounts_read(scope: Scope, payment: Payment) -> tuple[DirectAmong, dict[str, Any]]:
     """The read of the ledger accounts settling ``payment`` may post to, in its currency:
     to read before settling it (``ledger.accounts_known``)."""
     refs = {AccountRef("cash_clearing")}
@@ -90,12 +90,9 @@ def accounts_read(scope: Scope, payment: Payment) -> tuple[DirectAmong, dict[str
             refs.add(AccountRef("external_payments"))
     if payment.fee_minor:
         refs.add(AccountRef("fee_revenue"))
-    return _ACCOUNTS_IN_CURRENCY, {"tenant": scope.tenant_id, "mode": scope.mode,
-                                   "currency": payment.currency,
-                                   "keys": sorted(ref.key for ref in refs)}
+    return ledger.accounts_read(scope, payment.currency, (ref.key for ref in refs))
 
 
-_ACCOUNTS_IN_CURRENCY = ledger.accounts_read_in(bindparam("currency"))
 _PAYMENT_ACCOUNTS = ledger.accounts_read_in(
     select(BillingAccount.currency).where(
         BillingAccount.id == bindparam("billing_account"),

@@ -171,8 +171,8 @@ def read_ahead(session: Session, scope: Scope, payment: Payment) -> None:
     reads["endpoints"] = webhooks.endpoints_read(scope)
     reads["ledger"] = ledgering.accounts_read(scope, payment)
     found = dict(zip(reads, read_together(session, list(reads.values())), strict=True))
-    for (settings,) in (loaded(session, (TenantSettings,), row) for row in found["settings"]):
-        tenants.remember_settings(session, scope, settings)
+    for row in found["settings"]:
+        tenants.remember_settings(session, scope, loaded(session, (TenantSettings,), row)[0])
     if "accounts" in found:
         # Held while the transaction lasts: the session keeps only the objects something
         # refers to, and settling reads them again (the receipt email).
@@ -183,9 +183,9 @@ def read_ahead(session: Session, scope: Scope, payment: Payment) -> None:
     if "invoices" in found:
         ledgering.invoices_locked(session, [
             loaded(session, (Invoice,), row)[0] for row in found["invoices"]])
-    locked_sessions: dict[str, PaySession] = txcache.cached(session, _LOCKED_SESSIONS, dict)
-    for (row,) in (loaded(session, (PaySession,), row) for row in found.get("session", ())):
-        locked_sessions[row.id] = row
+    for row in found.get("session", ()):
+        txcache.cached(session, _LOCKED_SESSIONS, dict)[row.id] = \
+            loaded(session, (PaySession,), row)[0]
     webhooks.endpoints_known(session, scope, found["endpoints"])
     ledger.accounts_known(session, scope, found["ledger"])
 
