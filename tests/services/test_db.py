@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import cast
 
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import (
     LABEL_STYLE_TABLENAME_PLUS_COL,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     inspect,
     select,
     text,
+    update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidRequestError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
@@ -522,6 +524,113 @@ class TestReadTogether:
         with pytest.raises(IntegrityError):
             read_after_a_failing_write()
         session.rollback()
+
+
+class TestOneWrite:
+    """db.one_write: on PostgreSQL the session's statements run with no transaction around
+    them, its one write committing as it runs; a second write or a locking read is refused
+    before it is sent; the connection goes back to the pool transactional again."""
+
+    INSERT = TestDirect.INSERT
+    BY_ID = TestDirect.BY_ID
+    LOCKED = db.Direct(select(PaySession.id).where(PaySession.id == bindparam("id"))
+                       .with_for_update())
+    values = TestDirect.values
+
+    def count(self, sessions, row_id):
+        with sessions() as other:
+            return other.scalar(select(func.count()).select_from(PaySession)
+                                .where(PaySession.id == row_id))
+
+    @staticmethod
+    def driver(session):
+        return session.connection().connection.driver_connection
+
+    @pytest.mark.postgres_only
+    def test_the_write_is_committed_as_it_runs(self, sessions, scope):
+        row = self.values(scope)
+        with sessions() as session:
+            db.one_write(session)
+            assert self.BY_ID.run(session, {"id": row["id"]}) == []
+            assert self.driver(session).info.transaction_status == TransactionStatus.IDLE
+            self.INSERT.run(session, row)
+            # Seen from another connection before this session commits: no BEGIN was sent.
+            assert self.count(sessions, row["id"]) == 1
+            session.commit()  # nothing left to commit, and no error
+        assert self.count(sessions, row["id"]) == 1
+
+    @pytest.mark.postgres_only
+    @pytest.mark.parametrize("second", ["direct", "flush", "locking read", "core update"])
+    def test_a_second_write_or_a_lock_is_refused_before_it_is_sent(self, sessions, scope,
+                                                                    second):
+        first, other = self.values(scope), self.values(scope)
+        with sessions() as session:
+            writes = {
+                "direct": lambda: self.INSERT.run(session, other),
+                "flush": lambda: (session.add(PaySession(**other)), session.flush()),
+                "locking read": lambda: self.LOCKED.run(session, {"id": first["id"]}),
+                "core update": lambda: session.execute(
+                    update(PaySession).where(PaySession.id == first["id"])
+                    .values(status="paid"))}
+            db.one_write(session)
+            self.INSERT.run(session, first)
+            with pytest.raises(db.SecondWrite):
+                writes[second]()
+            session.rollback()
+        assert self.count(sessions, other["id"]) == 0
+        with sessions() as session:
+            assert session.get(PaySession, first["id"]).status == "open"
+
+    @pytest.mark.postgres_only
+    def test_a_locking_read_is_refused_even_first(self, sessions, scope):
+        with sessions() as session:
+            db.one_write(session)
+            with pytest.raises(db.SecondWrite):
+                self.LOCKED.run(session, {"id": "nope"})
+
+    @pytest.mark.postgres_only
+    def test_a_flush_may_be_the_one_write(self, sessions, scope):
+        row = self.values(scope)
+        with sessions() as session:
+            db.one_write(session)
+            session.add(PaySession(**row))
+            session.flush()
+        assert self.count(sessions, row["id"]) == 1
+
+    @pytest.mark.postgres_only
+    def test_the_connection_goes_back_to_the_pool_transactional(self, engine, scope):
+        # make_engine's engine with a pool of one connection: the next session gets it
+        pooled = db.make_engine(engine.url.render_as_string(hide_password=False),
+                                pool_size=1, max_overflow=0)
+        one = db.make_sessionmaker(pooled)
+        try:
+            with one() as session:
+                db.one_write(session)
+                self.INSERT.run(session, self.values(scope))
+                first = self.driver(session)
+            row = self.values(scope)
+            with one() as session:
+                assert self.driver(session) is first
+                assert not first.autocommit
+                self.INSERT.run(session, row)
+                self.INSERT.run(session, self.values(scope))  # a second write is fine now
+                assert first.info.transaction_status == TransactionStatus.INTRANS
+                session.rollback()
+            with one() as session:
+                assert self.BY_ID.run(session, {"id": row["id"]}) == []
+        finally:
+            pooled.dispose()
+
+    def test_elsewhere_the_session_keeps_its_transaction(self, engine, sessions, scope):
+        if engine.dialect.name == "postgresql":
+            pytest.skip("SQLite's behaviour")
+        row = self.values(scope)
+        with sessions() as session:
+            db.one_write(session)
+            self.INSERT.run(session, row)
+            self.INSERT.run(session, self.values(scope))
+            session.rollback()
+        assert self.count(sessions, row["id"]) == 0
 
 
 class TestDirectAmong:

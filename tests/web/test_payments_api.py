@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from tests.conftest import customer_body, seed_reference
 from tests.web.helpers import assert_problem
@@ -110,6 +111,28 @@ class TestNativePaySessions:
         assert body["url"].startswith("http")
         assert body["status"] == "open"
         assert biller.get(f"/v1/pay_sessions/{body['id']}").json()["url"] is None
+
+    @pytest.mark.postgres_only
+    def test_its_one_insert_runs_without_a_transaction(self, biller: Any, engine: Any) -> None:
+        """The route is declared one_write: on PostgreSQL its request sends no BEGIN or
+        COMMIT (the driver's connection is in autocommit when it goes back to the pool),
+        and the connection is transactional again for the next request."""
+        invoice = open_invoice(biller)
+        seen: list[bool] = []
+
+        def before_the_pools_own(dbapi_connection: Any, *_: Any) -> None:
+            seen.append(dbapi_connection.autocommit)
+
+        event.listen(engine, "reset", before_the_pools_own, insert=True)
+        try:
+            response = biller.post("/v1/pay_sessions", json={"invoices": [
+                {"invoice_id": invoice["id"]}]})
+            assert response.status_code == 201, response.text
+            assert seen == [True]
+            assert biller.get(f"/v1/pay_sessions/{response.json()['id']}").status_code == 200
+            assert seen == [True, False]
+        finally:
+            event.remove(engine, "reset", before_the_pools_own)
 
     def test_invoices_kept_elsewhere_are_given_inline(self, biller: Any) -> None:
         response = biller.post("/v1/pay_sessions", json={

@@ -29,7 +29,7 @@ import inspect
 import json
 from collections.abc import Callable, Coroutine
 from inspect import iscoroutinefunction
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from fastapi import APIRouter, params
 from fastapi.datastructures import DefaultPlaceholder
@@ -37,15 +37,19 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, _effective_route_context_var, serialize_response
 from fastapi.telemetry import get_telemetry_data
 from fastapi.utils import is_body_allowed_for_status_code
+from sqlalchemy.orm import Session
 from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
+from billfold.core import db
 from billfold.core.errors import invalid
 from billfold.web import workers
 from billfold.web.deps import Caller, nul_parameter
+
+T = TypeVar("T")
 
 
 class LeanRoute(APIRoute):
@@ -217,12 +221,28 @@ class Router(APIRouter):
         return self._beginnings
 
 
+_ONE_WRITE = "__billfold_one_write__"
+
+
+def one_write(endpoint: Callable[..., T]) -> Callable[..., T]:
+    """Mark a route whose work, the caller's key lookup included, writes with a single
+    statement: its request's session runs without a transaction (``db.one_write``), set so
+    before the key is looked up. Declare it under the router's decorator."""
+    setattr(endpoint, _ONE_WRITE, True)
+    return endpoint
+
+
 def in_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     """``endpoint`` as a coroutine function that runs it in a worker thread, the caller's
     API key checked there first. FastAPI reads the parameters through ``__wrapped__``, so
     the route is declared exactly as before."""
+    single = getattr(endpoint, _ONE_WRITE, False)
 
     def checked(*args: Any, **kwargs: Any) -> Any:
+        if single:
+            sessions = [value for value in kwargs.values() if isinstance(value, Session)]
+            assert len(sessions) == 1, "a one_write route takes the request's session"
+            db.one_write(sessions[0])
         for value in kwargs.values():
             if isinstance(value, Caller):
                 value.verify()

@@ -22,7 +22,7 @@ from billfold.tenants import service as tenants
 from billfold.web import workers
 from billfold.web.api.schemas import Id, Input, page_of
 from billfold.web.deps import ApiCaller, Caller, DbSession, Pagination, caller_of, paged
-from billfold.web.routing import Router
+from billfold.web.routing import Router, one_write
 
 router = Router(prefix="/v1")
 Minor = Annotated[StrictInt, Field(ge=0, le=10**15)]
@@ -116,6 +116,7 @@ def session_out(session: Session, row: PaySession, url: str | None = None) -> di
 
 @router.post("/pay_sessions", response_model=PaySessionOut, status_code=201,
              tags=["payments"])
+@one_write  # the session's INSERT: without BEGIN and COMMIT on PostgreSQL
 def create_pay_session(body: PaySessionIn, request: Request, db: DbSession,
                        caller: ApiCaller) -> dict[str, Any]:
     """A hosted payment page for invoices of this tenant. Send the payer to ``url``; it
