@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from starlette.routing import BaseRoute, Match
 
-from billfold.web.routing import Router
+from billfold.web.routing import Router, one_write
 
 
 def _declared(routes: list[BaseRoute], prefix: str = "") -> list[tuple[str, str]]:
@@ -95,6 +95,20 @@ def test_a_plain_route_runs_in_one_worker_thread_and_its_result_is_checked():
     assert threads[0] != threading.main_thread().name
     # The function itself stays a plain function for callers outside HTTP.
     assert get_thing(3) == {"value": 3, "not_in_the_model": "e"}
+
+
+def test_one_write_is_declared_on_a_plain_route_taking_db():
+    def create(db: Any) -> None: ...
+
+    async def create_async(db: Any) -> None: ...
+
+    def create_without(session: Any) -> None: ...
+
+    assert one_write(create) is create
+    with pytest.raises(TypeError, match="plain def taking db"):
+        one_write(create_async)
+    with pytest.raises(TypeError, match="plain def taking db"):
+        one_write(create_without)
 
 
 def test_every_request_gives_its_database_connection_back(client, engine):

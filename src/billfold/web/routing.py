@@ -37,7 +37,6 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, _effective_route_context_var, serialize_response
 from fastapi.telemetry import get_telemetry_data
 from fastapi.utils import is_body_allowed_for_status_code
-from sqlalchemy.orm import Session
 from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -226,8 +225,11 @@ _ONE_WRITE = "__billfold_one_write__"
 
 def one_write(endpoint: Callable[..., T]) -> Callable[..., T]:
     """Mark a route whose work, the caller's key lookup included, writes with a single
-    statement: its request's session runs without a transaction (``db.one_write``), set so
-    before the key is looked up. Declare it under the router's decorator."""
+    statement: its request's session (the ``db`` parameter) runs without a transaction
+    (``db.one_write``), set so before the key is looked up. A plain ``def`` route, declared
+    under the router's decorator."""
+    if iscoroutinefunction(endpoint) or "db" not in inspect.signature(endpoint).parameters:
+        raise TypeError(f"{endpoint.__name__}: a one_write route is a plain def taking db")
     setattr(endpoint, _ONE_WRITE, True)
     return endpoint
 
@@ -240,9 +242,7 @@ def in_thread(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
     def checked(*args: Any, **kwargs: Any) -> Any:
         if single:
-            sessions = [value for value in kwargs.values() if isinstance(value, Session)]
-            assert len(sessions) == 1, "a one_write route takes the request's session"
-            db.one_write(sessions[0])
+            db.one_write(kwargs["db"])
         for value in kwargs.values():
             if isinstance(value, Caller):
                 value.verify()
