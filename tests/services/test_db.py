@@ -589,6 +589,17 @@ class TestOneWrite:
                 self.LOCKED.run(session, {"id": "nope"})
 
     @pytest.mark.postgres_only
+    def test_autocommit_alone_commits_every_write_as_it_runs(self, sessions, scope):
+        first, second = self.values(scope), self.values(scope)
+        with sessions() as session:
+            db.autocommit(session)
+            self.INSERT.run(session, first)
+            self.INSERT.run(session, second)  # no SecondWrite: nothing is counted
+            assert self.count(sessions, second["id"]) == 1
+            session.rollback()  # nothing left to roll back
+        assert self.count(sessions, first["id"]) == 1
+
+    @pytest.mark.postgres_only
     def test_a_flush_may_be_the_one_write(self, sessions, scope):
         row = self.values(scope)
         with sessions() as session:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import event
 
 from billfold.access import idempotency as idem
 from billfold.core import clock
@@ -50,6 +51,29 @@ class TestReplayingAPost:
         assert again.headers[REPLAYED] == "true"
         assert again.headers["content-type"] == first.headers["content-type"]
         assert again.content == first.content
+
+    @pytest.mark.postgres_only
+    def test_the_claim_and_its_completion_send_no_begin_or_commit(self, client, ids, engine):
+        """The key's claim (with the key lookup) and its completion run in autocommit on
+        PostgreSQL, each in one trip to a thread; the route between them in its own
+        transaction. Seen as the driver's autocommit flag when the pool resets each
+        connection, in the order they go back."""
+        seen: list[bool] = []
+
+        def before_the_pools_own(dbapi_connection: Any, *_: Any) -> None:
+            seen.append(dbapi_connection.autocommit)
+
+        event.listen(engine, "reset", before_the_pools_own, insert=True)
+        try:
+            response = send(client, "POST", "/v1/customers", customer_body(ids), "no-begin")
+            assert response.status_code == 201, response.text
+            assert seen == [True, False, True]  # the claim, the route, the completion
+            seen.clear()
+            again = send(client, "POST", "/v1/customers", customer_body(ids), "no-begin")
+            assert again.headers[REPLAYED] == "true"
+            assert seen == [True]  # the claim found the completed key: nothing else ran
+        finally:
+            event.remove(engine, "reset", before_the_pools_own)
 
     def test_a_replay_creates_nothing_new(self, client, ids):
         for _ in range(3):

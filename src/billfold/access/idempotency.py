@@ -7,13 +7,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import Integer, LargeBinary, String, delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Integer, LargeBinary, String, Table, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from billfold.core import clock
+from billfold.core import clock, db
 from billfold.core.db import Base
 from billfold.core.scope import Scope
 
@@ -50,21 +50,20 @@ def claim(
     session: Session, scope: Scope, key: str, fingerprint: str, *, lock_seconds: int,
     retention_hours: int,
 ) -> Claim:
-    """Try to own ``key`` for this request. Commits its own short transaction."""
+    """Try to own ``key`` for this request. Each step commits on its own (the caller may
+    run the session in ``db.autocommit``): the claim is seen by a second request at once."""
     now = clock.utcnow()
+    won = _CLAIM.run(session, {
+        "tenant_id": scope.tenant_id, "mode": scope.mode, "key": key,
+        "request_hash": fingerprint, "status_code": None, "content_type": None, "body": None,
+        "created_at": now, "completed_at": None})
+    if won:
+        session.commit()
+        return Claim("claimed")
     where = (
         (IdempotencyRecord.tenant_id == scope.tenant_id)
         & (IdempotencyRecord.mode == scope.mode) & (IdempotencyRecord.key == key)
     )
-    try:
-        session.add(IdempotencyRecord(
-            tenant_id=scope.tenant_id, mode=scope.mode, key=key, request_hash=fingerprint,
-            created_at=now,
-        ))
-        session.commit()
-        return Claim("claimed")
-    except IntegrityError:
-        session.rollback()
     record = session.scalars(select(IdempotencyRecord).where(where)).one_or_none()
     if record is None:  # released between our insert and read: try once more
         return claim(session, scope, key, fingerprint, lock_seconds=lock_seconds,
@@ -91,25 +90,38 @@ def claim(
 
 def complete(session: Session, scope: Scope, key: str, *, status_code: int, content_type: str,
              body: bytes) -> None:
-    session.execute(
-        update(IdempotencyRecord).where(
-            IdempotencyRecord.tenant_id == scope.tenant_id, IdempotencyRecord.mode == scope.mode,
-            IdempotencyRecord.key == key,
-        ).values(status_code=status_code, content_type=content_type, body=body,
-                 completed_at=clock.utcnow())
-    )
+    _COMPLETE.run(session, {"of_tenant": scope.tenant_id, "of_mode": scope.mode, "of_key": key,
+                            "new_status_code": status_code, "new_content_type": content_type,
+                            "new_body": body, "new_completed_at": clock.utcnow()})
     session.commit()
 
 
 def release(session: Session, scope: Scope, key: str) -> None:
     """Forget a claim whose request failed on our side, so the client may retry."""
-    session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.tenant_id == scope.tenant_id, IdempotencyRecord.mode == scope.mode,
-            IdempotencyRecord.key == key,
-        )
-    )
+    _RELEASE.run(session, {"of_tenant": scope.tenant_id, "of_mode": scope.mode, "of_key": key})
     session.commit()
+
+
+# Every request with a key claims it and completes it (or releases it): prebuilt statements
+# run on the driver's cursor (db.Direct). Through the ORM (an added object flushed, its
+# IntegrityError caught; an ORM-enabled UPDATE) a claim cost 737-800 µs of CPU and a
+# completion 956-958 on PostgreSQL, each in a session of its own; so, 321-330 and 307-310.
+_RECORDS = cast(Table, IdempotencyRecord.__table__)
+_THIS_KEY = ((_RECORDS.c.tenant_id == bindparam("of_tenant"))
+             & (_RECORDS.c.mode == bindparam("of_mode")) & (_RECORDS.c.key == bindparam("of_key")))
+
+
+def _claim_statement(dialect: str) -> Any:
+    """Insert the claim unless the key is taken: its key comes back only when inserted."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(_RECORDS).on_conflict_do_nothing().returning(_RECORDS.c.key)
+
+
+_CLAIM = db.Direct(_claim_statement)
+_COMPLETE = db.Direct(update(_RECORDS).where(_THIS_KEY).values(
+    status_code=bindparam("new_status_code"), content_type=bindparam("new_content_type"),
+    body=bindparam("new_body"), completed_at=bindparam("new_completed_at")))
+_RELEASE = db.Direct(delete(_RECORDS).where(_THIS_KEY))
 
 
 def purge_expired(session: Session, *, retention_hours: int) -> int:

@@ -586,8 +586,9 @@ def _send_writes_before_the_rest(engine: Engine) -> None:
 
     @sa_event.listens_for(engine, "reset")
     def _on_reset(dbapi_connection: Any, record: Any, _state: Any) -> None:
-        if record is not None and record.info.pop(_ONE_WRITE, None) is not None:
+        if record is not None and record.info.pop(_AUTOCOMMIT, None):
             dbapi_connection.autocommit = False  # before the pool's rollback
+            record.info.pop(_ONE_WRITE, None)
 
 
 @sa_event.listens_for(Session, "after_transaction_end")
@@ -606,18 +607,33 @@ def _writes_together_end(session: Session, transaction: Any) -> None:
 # 0.82-0.90 and PostgreSQL 0.26-0.31 against 0.32-0.35 (over HTTP, three pairs).
 
 _ONE_WRITE = "billfold.one_write"
+_AUTOCOMMIT = "billfold.autocommit"
 
 
 class SecondWrite(RuntimeError):
     """A session declared ``one_write`` wrote (or locked rows) twice."""
 
 
-def one_write(session: Session) -> None:
+def autocommit(session: Session) -> None:
     """Run this session's statements each on its own, with no transaction around them
-    (PostgreSQL's autocommit), until its connection goes back to the pool: for work that
-    reads and then writes with one statement. Reads see what they would in a READ
-    COMMITTED transaction; the write commits as it runs. Call it before the session's
-    first statement.
+    (PostgreSQL's autocommit), until its connection goes back to the pool: for work made
+    of statements that each stand alone, and commit one by one in any case (claiming an
+    idempotency key). Reads see what they would in a READ COMMITTED transaction. Call it
+    before the session's first statement. On SQLite nothing changes: the session's
+    transaction goes on holding the writer's lock until it commits."""
+    if not is_postgres(session):
+        return
+    connection = session.connection()
+    # On the driver's connection, which then sends no BEGIN. SQLAlchemy's own
+    # isolation_level="AUTOCOMMIT" does the same for 16-36 µs more CPU a request (it sets
+    # and resets the connection's characteristics). The pool's reset turns it off again.
+    cast(Any, connection.connection.driver_connection).autocommit = True
+    connection.info[_AUTOCOMMIT] = True
+
+
+def one_write(session: Session) -> None:
+    """``autocommit``, for work that reads and then writes with at most one statement: the
+    write commits as it runs.
 
     A second write (a ``Direct`` one, or an INSERT, UPDATE or DELETE sent through
     SQLAlchemy, a flush's included) or any locking read raises ``SecondWrite`` before it
@@ -626,12 +642,8 @@ def one_write(session: Session) -> None:
     changes: there authentication's transaction takes the writer's lock the work needs."""
     if not is_postgres(session):
         return
-    connection = session.connection()
-    # On the driver's connection, which then sends no BEGIN. SQLAlchemy's own
-    # isolation_level="AUTOCOMMIT" does the same for 16-36 µs more CPU a request (it sets
-    # and resets the connection's characteristics). The pool's reset turns it off again.
-    cast(Any, connection.connection.driver_connection).autocommit = True
-    connection.info[_ONE_WRITE] = False
+    autocommit(session)
+    session.connection().info[_ONE_WRITE] = False
 
 
 def _locks(statement: Any) -> bool:

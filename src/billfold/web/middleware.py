@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from billfold.access import api_keys
 from billfold.access import idempotency as idem
+from billfold.core import db
 from billfold.core.config import Settings
 from billfold.core.errors import Unauthorized
 from billfold.core.scope import Scope as TenantScope
@@ -138,13 +139,12 @@ class RequestGuard:
             await _send_problem(send, 422, "validation_failed", "Validation failed",
                                 "Idempotency-Key: must be at most 255 characters")
             return
-        tenant = await workers.run_sync(self._authenticate, secret)
-        if tenant is None:
-            await self.app(scope, replay, send)  # the route answers 401
-            return
         fingerprint = idem.request_hash(scope["method"], scope["path"],
                                         scope.get("query_string", b"").decode("latin-1"), body)
-        claim = await workers.run_sync(self._claim, tenant, key, fingerprint)
+        tenant, claim = await workers.run_sync(self._claim, secret, key, fingerprint)
+        if tenant is None or claim is None:
+            await self.app(scope, replay, send)  # the route answers 401
+            return
         if claim.outcome == "mismatch":
             await _send_problem(send, 422, "idempotency_key_reused", "Idempotency key reused",
                                 "This Idempotency-Key was used with a different request.")
@@ -194,25 +194,31 @@ class RequestGuard:
                                        b"".join(parts))
 
     # -- database work, run in a worker thread ----------------------------------------
-    def _authenticate(self, secret: str) -> TenantScope | None:
+    # Each is a statement or a few that commit one by one: on PostgreSQL their sessions
+    # send no BEGIN and COMMIT (db.autocommit, db.one_write).
+    def _claim(self, secret: str, key: str, fingerprint: str
+               ) -> tuple[TenantScope | None, idem.Claim | None]:
+        """The key's tenant and the claim of ``key`` for it, in one trip to a thread;
+        (None, None) for a key that grants nothing."""
         with self.sessions() as session:
+            db.autocommit(session)
             try:
-                return api_keys.authenticate(session, secret)
+                tenant = api_keys.authenticate(session, secret)
             except Unauthorized:
-                return None
-
-    def _claim(self, tenant: TenantScope, key: str, fingerprint: str) -> Any:
-        with self.sessions() as session:
-            return idem.claim(session, tenant, key, fingerprint,
-                              lock_seconds=self.settings.idempotency_lock_seconds,
-                              retention_hours=self.settings.idempotency_retention_hours)
+                return None, None
+            return tenant, idem.claim(
+                session, tenant, key, fingerprint,
+                lock_seconds=self.settings.idempotency_lock_seconds,
+                retention_hours=self.settings.idempotency_retention_hours)
 
     def _complete(self, tenant: TenantScope, key: str, status: int, content_type: str,
                   body: bytes) -> None:
         with self.sessions() as session:
+            db.one_write(session)
             idem.complete(session, tenant, key, status_code=status, content_type=content_type,
                           body=body)
 
     def _release(self, tenant: TenantScope, key: str) -> None:
         with self.sessions() as session:
+            db.one_write(session)
             idem.release(session, tenant, key)
