@@ -560,7 +560,8 @@ class TestOneWrite:
         assert self.count(sessions, row["id"]) == 1
 
     @pytest.mark.postgres_only
-    @pytest.mark.parametrize("second", ["direct", "flush", "locking read", "core update"])
+    @pytest.mark.parametrize("second", ["direct", "flush", "locking read", "orm locking read",
+                                        "core update"])
     def test_a_second_write_or_a_lock_is_refused_before_it_is_sent(self, sessions, scope,
                                                                     second):
         first, other = self.values(scope), self.values(scope)
@@ -569,6 +570,8 @@ class TestOneWrite:
                 "direct": lambda: self.INSERT.run(session, other),
                 "flush": lambda: (session.add(PaySession(**other)), session.flush()),
                 "locking read": lambda: self.LOCKED.run(session, {"id": first["id"]}),
+                "orm locking read": lambda: session.get(PaySession, first["id"],
+                                                        with_for_update=True),
                 "core update": lambda: session.execute(
                     update(PaySession).where(PaySession.id == first["id"])
                     .values(status="paid"))}

@@ -60,11 +60,8 @@ def claim(
     if won:
         session.commit()
         return Claim("claimed")
-    where = (
-        (IdempotencyRecord.tenant_id == scope.tenant_id)
-        & (IdempotencyRecord.mode == scope.mode) & (IdempotencyRecord.key == key)
-    )
-    record = session.scalars(select(IdempotencyRecord).where(where)).one_or_none()
+    this_key = _this_key(scope, key)
+    record = session.scalars(select(IdempotencyRecord).where(_THIS_KEY), this_key).one_or_none()
     if record is None:  # released between our insert and read: try once more
         return claim(session, scope, key, fingerprint, lock_seconds=lock_seconds,
                      retention_hours=retention_hours)
@@ -74,9 +71,9 @@ def claim(
     if expired or abandoned:
         # Take the key over with a conditional UPDATE so only one request wins it.
         won = session.execute(  # type: ignore[attr-defined]
-            update(IdempotencyRecord).where(where, IdempotencyRecord.created_at == record.created_at)
+            update(IdempotencyRecord).where(_THIS_KEY, IdempotencyRecord.created_at == record.created_at)
             .values(request_hash=fingerprint, created_at=now, status_code=None, body=None,
-                    content_type=None, completed_at=None)
+                    content_type=None, completed_at=None), this_key
         ).rowcount
         session.commit()
         return Claim("claimed") if won else Claim("in_flight")
@@ -90,15 +87,15 @@ def claim(
 
 def complete(session: Session, scope: Scope, key: str, *, status_code: int, content_type: str,
              body: bytes) -> None:
-    _COMPLETE.run(session, {"of_tenant": scope.tenant_id, "of_mode": scope.mode, "of_key": key,
-                            "new_status_code": status_code, "new_content_type": content_type,
-                            "new_body": body, "new_completed_at": clock.utcnow()})
+    _COMPLETE.run(session, _this_key(scope, key) | {
+        "new_status_code": status_code, "new_content_type": content_type, "new_body": body,
+        "new_completed_at": clock.utcnow()})
     session.commit()
 
 
 def release(session: Session, scope: Scope, key: str) -> None:
     """Forget a claim whose request failed on our side, so the client may retry."""
-    _RELEASE.run(session, {"of_tenant": scope.tenant_id, "of_mode": scope.mode, "of_key": key})
+    _RELEASE.run(session, _this_key(scope, key))
     session.commit()
 
 
@@ -109,6 +106,10 @@ def release(session: Session, scope: Scope, key: str) -> None:
 _RECORDS = cast(Table, IdempotencyRecord.__table__)
 _THIS_KEY = ((_RECORDS.c.tenant_id == bindparam("of_tenant"))
              & (_RECORDS.c.mode == bindparam("of_mode")) & (_RECORDS.c.key == bindparam("of_key")))
+
+
+def _this_key(scope: Scope, key: str) -> dict[str, str]:
+    return {"of_tenant": scope.tenant_id, "of_mode": scope.mode, "of_key": key}
 
 
 def _claim_statement(dialect: str) -> Any:
