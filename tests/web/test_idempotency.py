@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from sqlalchemy import event
 
+from billfold.access import api_keys
 from billfold.access import idempotency as idem
 from billfold.core import clock
 from billfold.core.scope import Scope
@@ -74,6 +75,32 @@ class TestReplayingAPost:
             assert seen == [True]  # the claim found the completed key: nothing else ran
         finally:
             event.remove(engine, "reset", before_the_pools_own)
+
+    def test_the_key_is_looked_up_once(self, client, ids, engine, monkeypatch):
+        """The claim looks the API key up (with its tenant's settings); the route adopts
+        what it found rather than reading the key, or the settings, again."""
+        lookups: list[str] = []
+        statements: list[str] = []
+        look_up = api_keys.look_up
+
+        def counted(session: Any, secret: str) -> api_keys.Grant:
+            lookups.append(secret)
+            return look_up(session, secret)
+
+        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(" ".join(statement.split()).lower())
+
+        monkeypatch.setattr(api_keys, "look_up", counted)
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            response = send(client, "POST", "/v1/customers", customer_body(ids), "one-lookup")
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert response.status_code == 201, response.text
+        assert len(lookups) == 1
+        assert not [s for s in statements if "from tenant_settings" in s], statements
+        created = response.json()["id"]
+        assert client.get(f"/v1/customers/{created}").json()["mode"] == "test"
 
     def test_a_replay_creates_nothing_new(self, client, ids):
         for _ in range(3):

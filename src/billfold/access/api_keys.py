@@ -59,8 +59,22 @@ _KEY_AND_SETTINGS = db.Direct(
 _KEY_COLUMNS = 4
 
 
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What looking a key up found: the scope it grants and its tenant's settings as they
+    were read, for ``adopt`` to hand to a later session of the same request."""
+
+    scope: Scope
+    row: Any
+
+
 def authenticate(session: Session, secret: str) -> Scope:
     """The scope a key grants. Unknown, malformed and revoked keys all fail the same way."""
+    return adopt(session, look_up(session, secret))
+
+
+def look_up(session: Session, secret: str) -> Grant:
+    """The key's grant (Unauthorized as authenticate), not yet adopted by ``session``."""
     if not secret.startswith(("bf_test_", "bf_live_")) or len(secret) > 100:
         raise Unauthorized()
     digest = _digest(secret)
@@ -74,10 +88,14 @@ def authenticate(session: Session, secret: str) -> Scope:
     if not hmac.compare_digest(key_hash, digest) or revoked_at is not None:
         raise Unauthorized()
     mode: Mode = "live" if key_mode == "live" else "test"
-    scope = Scope(tenant_id, mode)
-    # They stay cached for the rest of this transaction.
-    tenants.remember_settings(session, scope, _settings_instance(session, found))
-    return scope
+    return Grant(Scope(tenant_id, mode), found)
+
+
+def adopt(session: Session, grant: Grant) -> Scope:
+    """``grant``'s scope, its settings cached in ``session`` for the rest of the
+    transaction (tenants.get_settings returns them without a query)."""
+    tenants.remember_settings(session, grant.scope, _settings_instance(session, grant.row))
+    return grant.scope
 
 
 def _settings_instance(session: Session, row: Any) -> TenantSettings:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from billfold.access import api_keys
 from billfold.core.errors import Unauthorized, invalid
 from billfold.core.scope import Scope
-from billfold.web.middleware import api_key_of, request_session
+from billfold.web.middleware import GRANT, api_key_of, request_session
 
 # Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` dependency in a
 # worker thread, and each such hand-over (to the thread and back) costs more than what
@@ -53,10 +53,10 @@ class Caller:
     parameter that fails validation) has its key checked first all the same, so a bad key
     is a 401 whatever else is wrong (problems.py)."""
 
-    __slots__ = ("_db", "_scope", "_secret", "actor")
+    __slots__ = ("_db", "_grant", "_scope", "_secret", "actor")
 
-    def __init__(self, db: Session, secret: str) -> None:
-        self._db, self._secret = db, secret
+    def __init__(self, db: Session, secret: str, grant: api_keys.Grant | None = None) -> None:
+        self._db, self._secret, self._grant = db, secret, grant
         self._scope: Scope | None = None
         self.actor = f"api_key:{api_keys.hint_of(secret)}"
 
@@ -73,9 +73,14 @@ class Caller:
 
     def verify(self, session: Session | None = None) -> None:
         """Look the key up (in ``session``, or the request's own); Unauthorized if it
-        grants nothing. Database work: call it in a worker thread."""
+        grants nothing. Database work: call it in a worker thread. A key that RequestGuard
+        looked up for this request's Idempotency-Key is not looked up again: its grant,
+        read a moment before, is adopted."""
         if self._scope is None:
-            self._scope = api_keys.authenticate(session or self._db, self._secret)
+            if self._grant is not None:
+                self._scope = api_keys.adopt(session or self._db, self._grant)
+            else:
+                self._scope = api_keys.authenticate(session or self._db, self._secret)
 
 
 def _caller(request: Request, db: Session) -> Caller:
@@ -83,6 +88,9 @@ def _caller(request: Request, db: Session) -> Caller:
     if secret is None:
         raise Unauthorized("Send an API key as 'Authorization: Bearer bf_test_…' (or Basic "
                            "with the base64 of the key)")
+    granted = request.scope.get(GRANT)
+    if granted is not None and granted[0] == secret:
+        return Caller(db, secret, granted[1])
     return Caller(db, secret)
 
 

@@ -61,6 +61,9 @@ def api_key_of(value: str) -> str | None:
 # the response is sent. Plain functions, not a generator dependency: FastAPI's clean-up of
 # those (an exit stack entered and left per request) cost more than the session itself.
 SESSION = "billfold.session"
+# The key RequestGuard looked up to claim an Idempotency-Key, (secret, api_keys.Grant): the
+# route's caller adopts it rather than looking the same key up again (deps.Caller).
+GRANT = "billfold.grant"
 
 
 def request_session(request: Request) -> Session:
@@ -141,8 +144,8 @@ class RequestGuard:
             return
         fingerprint = idem.request_hash(scope["method"], scope["path"],
                                         scope.get("query_string", b"").decode("latin-1"), body)
-        tenant, claim = await workers.run_sync(self._claim, secret, key, fingerprint)
-        if tenant is None or claim is None:
+        grant, claim = await workers.run_sync(self._claim, secret, key, fingerprint)
+        if grant is None or claim is None:
             await self.app(scope, replay, send)  # the route answers 401
             return
         if claim.outcome == "mismatch":
@@ -164,7 +167,8 @@ class RequestGuard:
                                     (b"idempotent-replayed", b"true")]})
             await send({"type": "http.response.body", "body": stored})
             return
-        await self._run_and_store(scope, replay, send, tenant, key)
+        scope[GRANT] = (secret, grant)
+        await self._run_and_store(scope, replay, send, grant.scope, key)
 
     async def _run_and_store(self, scope: Scope, receive: Receive, send: Send,
                              tenant: TenantScope, key: str) -> None:
@@ -197,17 +201,17 @@ class RequestGuard:
     # Each is a statement or a few that commit one by one: on PostgreSQL their sessions
     # send no BEGIN and COMMIT (db.autocommit, db.one_write).
     def _claim(self, secret: str, key: str, fingerprint: str
-               ) -> tuple[TenantScope | None, idem.Claim | None]:
-        """The key's tenant and the claim of ``key`` for it, in one trip to a thread;
-        (None, None) for a key that grants nothing."""
+               ) -> tuple[api_keys.Grant | None, idem.Claim | None]:
+        """What the key grants and the claim of ``key`` for its tenant, in one trip to a
+        thread; (None, None) for a key that grants nothing."""
         with self.sessions() as session:
             db.autocommit(session)
             try:
-                tenant = api_keys.authenticate(session, secret)
+                grant = api_keys.look_up(session, secret)
             except Unauthorized:
                 return None, None
-            return tenant, idem.claim(
-                session, tenant, key, fingerprint,
+            return grant, idem.claim(
+                session, grant.scope, key, fingerprint,
                 lock_seconds=self.settings.idempotency_lock_seconds,
                 retention_hours=self.settings.idempotency_retention_hours)
 
