@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Table,
     bindparam,
+    delete,
     event,
     func,
     inspect,
@@ -223,6 +224,34 @@ class TestDirect:
                 self.BY_ID.run_on(doomed, {"id": "ps_x"})
             assert lost.value.connection_invalidated  # callers may retry on a new one
             assert doomed.invalidated  # the pool does not lend it again
+
+    def test_one_cursor_serves_a_connection_and_a_new_connection_gets_its_own(self, engine,
+                                                                             scope):
+        """Direct statements reuse one cursor per driver connection; when the pool replaces
+        a connection (invalidated, as when it is found dead), the new one gets its own."""
+        pooled = db.make_engine(engine.url.render_as_string(hide_password=False),
+                                pool_size=1, max_overflow=0)
+        try:
+            row = self.values(scope)
+            with pooled.connect() as connection:
+                with connection.begin():
+                    self.INSERT.run_on(connection, row)
+                first = connection.connection.driver_connection
+                kept = db._cursor_of(connection)
+                assert self.BY_ID.run_on(connection, {"id": row["id"]})[0].id == row["id"]
+                assert db._cursor_of(connection) is kept
+                connection.invalidate()
+            with pooled.connect() as connection:
+                assert connection.connection.driver_connection is not first
+                found = self.BY_ID.run_on(connection, {"id": row["id"]})
+                assert found[0]._asdict() == {name: row[name] for name in found[0]._fields}
+                assert db._cursor_of(connection) is not kept
+                assert db._cursor_of(connection).connection \
+                    is connection.connection.driver_connection
+                with connection.begin():
+                    connection.execute(delete(PaySession).where(PaySession.id == row["id"]))
+        finally:
+            pooled.dispose()
 
     def test_a_parameter_left_out_is_an_error_not_a_null(self, session, scope):
         row = self.values(scope)

