@@ -29,6 +29,8 @@ from billfold.core import bulk, db, ids
 from billfold.core.db import transaction
 from billfold.ledger.models import LedgerAccount
 from billfold.payments.models import Payment, PaySession
+from billfold.tenants import service as tenants
+from billfold.tenants.models import TenantSettings
 
 
 @pytest.mark.postgres_only
@@ -674,6 +676,64 @@ class TestOneWrite:
             self.INSERT.run(session, self.values(scope))
             session.rollback()
         assert self.count(sessions, row["id"]) == 0
+
+
+class TestLockedReads:
+    """A locking read loads what it locked over what the session already holds: the
+    session's instance has the values the lock protects, not those of an earlier read."""
+
+    @staticmethod
+    def bump_elsewhere(sessions, scope, days):
+        with sessions() as other, transaction(other):
+            other.execute(update(TenantSettings)
+                          .where(TenantSettings.tenant_id == scope.tenant_id,
+                                 TenantSettings.mode == scope.mode)
+                          .values(clock_offset_days=TenantSettings.clock_offset_days + days))
+
+    def test_a_locking_get_reads_over_what_the_session_holds(self, sessions, scope):
+        with sessions() as session:
+            held = tenants.get_settings(session, scope)
+            before = held.clock_offset_days
+            session.commit()  # the instance stays in the session with what it read
+            self.bump_elsewhere(sessions, scope, 5)
+            with transaction(session):
+                locked = session.get(TenantSettings, (scope.tenant_id, scope.mode),
+                                     with_for_update=True)
+                assert locked is held
+                assert locked.clock_offset_days == before + 5
+
+    def test_a_locking_select_reads_over_what_the_session_holds(self, sessions, scope):
+        with sessions() as session:
+            held = tenants.get_settings(session, scope)
+            before = held.clock_offset_days
+            session.commit()
+            self.bump_elsewhere(sessions, scope, 3)
+            with transaction(session):
+                locked = session.scalars(select(TenantSettings).where(
+                    TenantSettings.tenant_id == scope.tenant_id,
+                    TenantSettings.mode == scope.mode).with_for_update()).one()
+                assert locked is held
+                assert locked.clock_offset_days == before + 3
+                plain = session.scalars(select(TenantSettings).where(
+                    TenantSettings.tenant_id == scope.tenant_id,
+                    TenantSettings.mode == scope.mode)).one()
+                assert plain is held
+
+    def test_each_advance_of_the_test_clock_counts(self, sessions, scope):
+        """The request's key lookup loads the settings before the advance locks them (here
+        a read in an earlier transaction of the session, as an idempotent request's claim
+        does); another advance committing in between still counts."""
+        with sessions() as session:
+            held = tenants.get_settings(session, scope)  # held, as the request's cache does
+            start = held.clock_offset_days
+            session.commit()
+            with sessions() as other, transaction(other):
+                tenants.advance_test_clock(other, scope, days=1)
+            with transaction(session):
+                assert tenants.advance_test_clock(session, scope, days=1) is held
+                assert held.clock_offset_days == start + 2
+        with sessions() as fresh:
+            assert tenants.get_settings(fresh, scope).clock_offset_days == start + 2
 
 
 class TestDirectAmong:

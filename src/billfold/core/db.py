@@ -46,6 +46,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidRequestError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
+    ORMExecuteState,
     Session,
     make_transient_to_detached,
     mapped_column,
@@ -417,7 +418,20 @@ def checkpoint_in_background(engine: Engine) -> Checkpointer | None:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False, autoflush=True)
+    factory = sessionmaker(engine, expire_on_commit=False, autoflush=True)
+    sa_event.listen(factory, "do_orm_execute", _locked_rows_read_afresh)
+    return factory
+
+
+def _locked_rows_read_afresh(state: ORMExecuteState) -> None:
+    """A locking read (``FOR UPDATE``, ``session.get(..., with_for_update=True)``) loads
+    what it locked over whatever the session already holds of those rows. Without this,
+    an instance loaded before the lock keeps its earlier values — the tenant's settings,
+    which every request's key lookup loads, among them — and work that reads, locks and
+    changes a row would change what it read before another transaction's commit (two
+    test-clock advances at once moved the clock one day)."""
+    if state.is_select and _locks(state.statement):
+        state.update_execution_options(populate_existing=True)
 
 
 @contextmanager
