@@ -31,6 +31,7 @@ from billfold.notifications.webhook_models import Event
 from billfold.payments import after, notify, paying, recording, sessions
 from billfold.payments.gateways.base import BankDetails, CardDetails, ChargeRequest
 from billfold.payments.gateways.test import TestGateway
+from billfold.payments.gateways.test_models import TestGatewayCharge
 from billfold.payments.models import (
     BlockedBankAccount,
     Dispute,
@@ -316,6 +317,28 @@ class TestPayingByBank:
         again = till.pay(till.pay_session(invoice), bank=("110000000", "000111111113"))
         assert (again.status, again.failure_code) == ("failed", "bank_account_blocked")
         assert till.events("payment.returned") == 1
+
+    def test_a_blocked_account_is_not_debited_through_a_recorded_payment_either(
+            self, till: Till) -> None:
+        """POST /v1/payments with the returned account's token (method ach) is refused as
+        the pay page refuses it: the debit the gateway accepted is voided at once."""
+        invoice = till.invoice(1000)
+        returned = till.pay(till.pay_session(invoice), bank=("110000000", "000111111113"))
+        till.advance(5)
+        token = till.payment(returned.id).instrument_token
+        assert token
+        again = recording.record(till.factory, lambda scope: till.gateway, till.scope,
+                                 billing_account_id=till.account.id, amount_minor=1000,
+                                 method="ach", instrument_token=token, invoice_ids=[invoice.id])
+        assert (again.status, again.failure_code) == ("failed", "bank_account_blocked")
+        with till.factory() as session:
+            states = {row.id: row.state for row in session.scalars(select(TestGatewayCharge)
+                      .where(TestGatewayCharge.tenant_id == till.scope.tenant_id))}
+        assert states == {till.payment(returned.id).gateway_reference: "returned",
+                          again.gateway_reference: "voided"}
+        assert till.reread(invoice).status == "open"
+        till.advance(5)  # the voided debit never settles
+        assert till.payment(again.id).status == "failed"
 
     def test_an_r01_return_does_not_block_the_account(self, till: Till) -> None:
         invoice = till.invoice(1000)

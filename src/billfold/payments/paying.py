@@ -141,7 +141,7 @@ def pay(factory: sessionmaker[Session], gateway: Gateway, token: str,
             payment = _locked(session, started.id)
             payment.status, payment.updated_at = "unknown", clock.utcnow()
         return _reloaded(factory, started.id)
-    result = _unless_blocked(factory, gateway, scope, result)
+    result = unless_blocked(factory, gateway, scope, result)
     with factory() as session, transaction(session):
         send_writes_together(session)
         record_outcome(session, gateway, _locked(session, started.id), result)
@@ -214,7 +214,7 @@ _LOCKED_SESSIONS = "billfold.locked_pay_sessions"
 _HELD = "billfold.read_ahead"
 
 
-def _unless_blocked(factory: sessionmaker[Session], gateway: Gateway, scope: Scope,
+def unless_blocked(factory: Callable[[], Session], gateway: Gateway, scope: Scope,
                     result: ChargeResult) -> ChargeResult:
     """A bank account returned as closed or invalid is never debited again: the debit
     the gateway just accepted is voided before it goes anywhere. (The fingerprint that

@@ -101,6 +101,7 @@ def _charge(factory: Callable[[], Session], gateway: Gateway, scope: Scope, paym
             found = get_scoped(session, Payment, payment_id, scope, "payment", for_update=True)
             found.status, found.updated_at = "unknown", clock.utcnow()
         return _detached(factory, scope, payment_id)
+    result = paying.unless_blocked(factory, gateway, scope, result)  # as on the pay page
     with factory() as session, transaction(session):
         send_writes_together(session)
         found = get_scoped(session, Payment, payment_id, scope, "payment", for_update=True)
