@@ -17,7 +17,8 @@ from billfold.models import metadata
 from tests.web.test_pay_page import CARD, Biller
 
 TEST_CARDS = ("4242424242424242", "4000000000000002", "4000000000009995",
-              "4000000000000259", "4000000000002685", "5555555555554444")
+              "4000000000000259", "4000000000002685", "4000000000000119",
+              "5555555555554444")
 
 
 def spellings(number: str) -> list[str]:
