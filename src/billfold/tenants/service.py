@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from datetime import date, datetime, timedelta
+from ipaddress import IPv6Address
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
@@ -165,7 +166,10 @@ def _whole(value: Any, low: int, high: int) -> bool:
 def normalize_origin(value: str) -> str | None:
     """``scheme://host[:port]`` in lower case with the default port left out, or None when
     ``value`` is not an http(s) origin. Origins compare exactly in this form."""
-    parts = urlsplit(value.strip()) if isinstance(value, str) else None
+    try:
+        parts = urlsplit(value.strip()) if isinstance(value, str) else None
+    except ValueError:  # a bracketed host that is not an IPv6 address
+        return None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
             or parts.username is not None or parts.password is not None:
         return None
@@ -174,8 +178,11 @@ def normalize_origin(value: str) -> str | None:
     except ValueError:
         return None
     host = parts.hostname
-    if ":" in host:
-        host = f"[{host}]"
+    if ":" in host:  # IPv6, in its shortest form as targets.origin_of writes it
+        try:
+            host = f"[{IPv6Address(host).compressed}]"
+        except ValueError:
+            return None
     default = {"http": 80, "https": 443}[parts.scheme]
     return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
 
