@@ -287,7 +287,8 @@ def _job_handlers(settings: Settings) -> dict[str, jobs.Handler]:
     from billfold.payments import notify
 
     return {**outbox.handlers(settings, listeners=delivery.outbox_listeners()),
-            **delivery.handlers(settings), **webhooks.handlers(settings),
+            **delivery.handlers(settings),
+            **webhooks.handlers(settings, private_allowed=notify.private_allowed),
             **notify.handlers(), billrun.JOB_KIND: _bill_chunk_handler()}
 
 

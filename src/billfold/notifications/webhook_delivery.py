@@ -8,6 +8,7 @@ time. The job's own retries are left for a handler that crashes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http import HTTPStatus
@@ -55,10 +56,22 @@ class Outcome:
     error: str | None  # None when the receiver answered 2xx
 
 
+# Whether a scope may send to private addresses now (the payments package's rule: test
+# mode with the tenant's allow_private_postback_targets on).
+PrivateAllowed = Callable[[Session, Scope], bool]
+
+
 class DeliverWebhook:
     """Handler of ``notifications.webhook`` jobs. It sends inside the job's transaction,
     so a crash after sending and before commit sends again: delivery is at least once,
-    and receivers drop duplicates by their ``webhook-id``."""
+    and receivers drop duplicates by their ``webhook-id``.
+
+    With ``private_allowed``, a delivery queued while its scope could send to private
+    addresses goes there only if the scope still can when the attempt is made: a tenant
+    that turns the setting off stops its retries and resends too."""
+
+    def __init__(self, private_allowed: PrivateAllowed | None = None) -> None:
+        self._private_allowed = private_allowed
 
     def __call__(self, session: Session, job: jobs.Job) -> None:
         delivery = _delivery_of(session, job)
@@ -70,7 +83,10 @@ class DeliverWebhook:
             _give_up(delivery, "failed", "the webhook endpoint is disabled")
             return
         delivery.attempts += 1
-        outcome = _send(delivery, secrets, now)
+        allow_private = delivery.allow_private and (
+            self._private_allowed is None or self._private_allowed(
+                session, Scope(delivery.tenant_id, cast(Mode, delivery.mode))))
+        outcome = _send(delivery, secrets, now, allow_private=allow_private)
         delivery.last_status_code = outcome.status_code
         if outcome.error is None:
             delivery.status, delivery.delivered_at = "succeeded", now
@@ -89,7 +105,8 @@ class DeliverWebhook:
             delivery.last_error = error[:MAX_ERROR_LENGTH]
 
 
-def _send(delivery: WebhookDelivery, secrets: list[str], now: datetime) -> Outcome:
+def _send(delivery: WebhookDelivery, secrets: list[str], now: datetime, *,
+          allow_private: bool) -> Outcome:
     """POST the delivery's body, signed with ``secrets``; never raises for a failure the
     receiver or the network caused."""
     body = delivery.body.encode()
@@ -97,7 +114,7 @@ def _send(delivery: WebhookDelivery, secrets: list[str], now: datetime) -> Outco
                **signing.headers(secrets, delivery.msg_id, int(now.timestamp()), body)}
     try:
         status_code = pinned_http.post(delivery.url, body=body, headers=headers,
-                                       allow_private=delivery.allow_private)
+                                       allow_private=allow_private)
     except targets.UnsafeTarget as exc:
         return Outcome(None, f"unsafe target: {exc.detail}")
     except targets.UnresolvableTarget as exc:
@@ -171,7 +188,9 @@ def _phrase(status_code: int) -> str:
         return ""
 
 
-def handlers(settings: Settings) -> dict[str, jobs.Handler]:
+def handlers(settings: Settings, *, private_allowed: PrivateAllowed | None = None
+             ) -> dict[str, jobs.Handler]:
     """The webhook job handler, for ``jobs.run_pending``. ``settings`` is taken like every
-    package's ``handlers``; nothing in it concerns webhooks yet."""
-    return {DELIVER_WEBHOOK: DeliverWebhook()}
+    package's ``handlers``; nothing in it concerns webhooks yet. ``private_allowed``: see
+    DeliverWebhook (the worker passes the payments package's rule)."""
+    return {DELIVER_WEBHOOK: DeliverWebhook(private_allowed)}

@@ -49,14 +49,16 @@ def describe(payment: Payment) -> dict[str, Any]:
     }
 
 
-def _private_ok(session: Session, scope: Scope) -> bool:
+def private_allowed(session: Session, scope: Scope) -> bool:
+    """Whether ``scope``'s postbacks and webhooks may go to private addresses: in test mode,
+    when the tenant's allow_private_postback_targets is on; never in live mode."""
     return scope.mode == "test" and tenants.get_settings(session, scope).allow_private_postback_targets
 
 
 def emit(session: Session, scope: Scope, type_: str, data: dict[str, Any],
          about: tuple[str, str]) -> None:
     webhooks.emit(session, scope, type=type_, data=data, about=about,
-                  allow_private=_private_ok(session, scope))
+                  allow_private=private_allowed(session, scope))
 
 
 def payment_succeeded(session: Session, scope: Scope, payment: Payment,
@@ -69,7 +71,7 @@ def payment_succeeded(session: Session, scope: Scope, payment: Payment,
             "billing_account_id": invoice.billing_account_id, "status": invoice.status,
             "total_minor": invoice.total_minor, "currency": invoice.currency,
             "payment_id": payment.id}, ("invoice", invoice.id)) for invoice in paid)],
-        allow_private=_private_ok(session, scope))
+        allow_private=private_allowed(session, scope))
     _postback(session, scope, payment, approved=True)
     _confirm(session, scope, payment)
 
@@ -163,7 +165,7 @@ def payment_changed(session: Session, scope: Scope, payment: Payment, event: str
     if url is not None:
         webhooks.enqueue_postback(session, scope, url=url, json_body={"type": event, "data": data},
                                   about=("payment", payment.id),
-                                  allow_private=_private_ok(session, scope))
+                                  allow_private=private_allowed(session, scope))
 
 
 def entry_event(session: Session, scope: Scope, entry: Entry, event: str) -> None:
@@ -173,7 +175,7 @@ def entry_event(session: Session, scope: Scope, entry: Entry, event: str) -> Non
         webhooks.enqueue_postback(session, scope, url=entry.postback_url,
                                   json_body={"type": event, "data": data},
                                   about=("entry", entry.id),
-                                  allow_private=_private_ok(session, scope))
+                                  allow_private=private_allowed(session, scope))
 
 
 def entry_data(entry: Entry) -> dict[str, Any]:
@@ -202,11 +204,11 @@ def _postback(session: Session, scope: Scope, payment: Payment, *, approved: boo
                 session, scope, url=entry.postback_url,
                 json_body={"type": event, "data": {**entry_data(entry),
                                                    "payment": describe(payment)}},
-                about=("payment", payment.id), allow_private=_private_ok(session, scope))
+                about=("payment", payment.id), allow_private=private_allowed(session, scope))
         return
     if row.postback_url is None:
         return
-    allow_private = _private_ok(session, scope)
+    allow_private = private_allowed(session, scope)
     if row.kind == "cloudpayments_v2":
         webhooks.enqueue_postback(session, scope, url=row.postback_url,
                                   form=cloud_payments_fields(row, payment, approved=approved),
