@@ -158,7 +158,9 @@ def payment_failed(session: Session, scope: Scope, payment: Payment) -> None:
 def payment_changed(session: Session, scope: Scope, payment: Payment, event: str,
                     **extra: Any) -> None:
     """payment.refunded, payment.returned, payment.disputed: to endpoints, and as a JSON
-    postback where the payment came with a PostBackURL."""
+    postback where the payment came through a native session with a postback URL. A Cloud
+    Payments V2 PostBackURL gets only what Invoice Cloud posts there, the payment's result
+    as a form: its receivers parse those fields, and these events have none."""
     data = {**describe(payment), **extra}
     emit(session, scope, event, data, ("payment", payment.id))
     url = _postback_url(session, payment)
@@ -189,7 +191,7 @@ def _postback_url(session: Session, payment: Payment) -> str | None:
     if payment.pay_session_id is None:
         return None
     row = session.get(PaySession, payment.pay_session_id)
-    return row.postback_url if row is not None and row.kind != "entry" else None
+    return row.postback_url if row is not None and row.kind == "native" else None
 
 
 def _postback(session: Session, scope: Scope, payment: Payment, *, approved: bool) -> None:
