@@ -1,13 +1,16 @@
 """Pay sessions from Cloud Payments V2 requests (``POST /cloudpayments/v2``).
 
 With ``CreateCustomerRecord`` true, the request's customers and invoices are upserted:
-a billing account found by its number (or external number) is used as it is, a missing
-one is created with its customer; an invoice found by number on that account is paid at
-Billfold's own balance, a missing one is created open at ``BalanceDue`` and posted. A
-customer sent without invoices offers the account's open invoices. With it false, the
-session carries the request's invoices and touches no records; the money is then owed on
-to the biller's own system (ledger: external payments). The whole request takes effect or
-none of it: any problem rolls it all back.
+a billing account found by its number (or external number) is kept, and its customer
+takes the Name, EmailAddress and address parts the request gives (one left out or empty
+keeps what is stored); a missing account is created with its customer and billing
+address. An invoice found by number on that account is paid at Billfold's own balance
+(the ledger is the truth; a different ``BalanceDue`` is kept on the session's line as
+``sent_balance_due_minor`` for the biller to see), a missing one is created open at
+``BalanceDue`` and posted. A customer sent without invoices offers the account's open
+invoices. With it false, the session carries the request's invoices and touches no
+records; the money is then owed on to the biller's own system (ledger: external
+payments). The whole request takes effect or none of it: any problem rolls it all back.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from billfold.core import clock, ids
 from billfold.core.errors import FieldError, ValidationFailed
 from billfold.core.scope import Scope
 from billfold.customers import service as customers
-from billfold.customers.models import BillingAccount
+from billfold.customers.models import BillingAccount, Customer
 from billfold.invoicing import service as invoicing
 from billfold.invoicing.models import Invoice, InvoiceLine
 from billfold.payments import sessions
@@ -31,6 +34,8 @@ from billfold.tenants.models import AccountCategory, BillCycle
 
 # Invoice Cloud's payment route is in US dollars; its request names no currency.
 CURRENCY = "USD"
+# Nor a country, which a Billfold address needs: its payers (State, Zip) are in the US.
+COUNTRY = "US"
 
 
 def create_session(session: Session, scope: Scope, request: CloudPaymentRequest, *,
@@ -123,6 +128,7 @@ def _account(session: Session, scope: Scope, customer: CpCustomer, where: str,
                                        f"Cloud Payments sessions are in {CURRENCY}",
                                        "currency_mismatch"))
             return None
+        _update_customer(session, scope, found, customer, where, problems, actor)
         return found
     return _create_account(session, scope, customer, where, problems, actor)
 
@@ -137,28 +143,101 @@ def _create_account(session: Session, scope: Scope, customer: CpCustomer, where:
                                    "create them first", "reference_data_missing"))
         return None
     if not customer.email:
+        # Billfold's customers need a primary email (the customer record's own rule), so
+        # only a request that creates the account needs one; an existing account does not.
         problems.append(FieldError(f"{where}.EmailAddress", "is required to create the customer "
-                                   f"of account {customer.account_number}", "required"))
+                                   f"of account {customer.account_number}, which is new: a "
+                                   "customer needs a primary email address", "required"))
         return None
-    data = {"company_name": customer.name or customer.account_number,
-            "primary_email": customer.email,
-            "billing_account": {"number": customer.account_number, "currency": CURRENCY,
-                                "bill_cycle_id": cycle.id, "account_category_id": category.id,
-                                "start_date": tenants.today(session, scope),
-                                "invoice_type": "email"}}
+    data: dict[str, Any] = {
+        "company_name": customer.name or customer.account_number,
+        "primary_email": customer.email, "billing_address": _address(None, customer),
+        "billing_account": {"number": customer.account_number, "currency": CURRENCY,
+                            "bill_cycle_id": cycle.id, "account_category_id": category.id,
+                            "start_date": tenants.today(session, scope),
+                            "invoice_type": "email"}}
     try:
         with session.begin_nested():
             _, account = customers.create_customer(session, scope, data=data, actor=actor)
     except ValidationFailed as exc:
-        problems += [FieldError(f"{where}.{_cloud_name(e.field)}", e.message, e.code)
-                     for e in exc.errors]
+        problems += _cloud_problems(exc, where, "created")
         return None
     return account
 
 
-def _cloud_name(field: str) -> str:
-    return {"company_name": "Name", "primary_email": "EmailAddress",
-            "billing_account.number": "AccountNumber"}.get(field, field)
+def _update_customer(session: Session, scope: Scope, account: BillingAccount,
+                     customer: CpCustomer, where: str, problems: list[FieldError],
+                     actor: str) -> None:
+    """Bring the account's customer up to what the request says of it (a change is in its
+    history like any other). Nothing is written when nothing differs."""
+    record = customers.get_customer(session, scope, account.customer_id)
+    changes = _customer_changes(record, customer)
+    if not changes:
+        return
+    try:
+        with session.begin_nested():
+            customers.update_customer(session, scope, customer_id=record.id, changes=changes,
+                                      actor=actor)
+    except ValidationFailed as exc:
+        problems += _cloud_problems(exc, where, "updated")
+
+
+def _customer_changes(record: Customer, sent: CpCustomer) -> dict[str, Any]:
+    """The customer fields ``sent`` changes. A value left out or empty keeps the stored
+    one: clients send what they have, and an absent field is no instruction to erase. A
+    person's first and last name are not rewritten from one free-text Name (splitting it
+    would be a guess); a company's name is."""
+    changes: dict[str, Any] = {}
+    if sent.name and not record.is_person and sent.name != record.company_name:
+        changes["company_name"] = sent.name
+    if sent.email and sent.email.casefold() != (record.primary_email or "").casefold():
+        changes["primary_email"] = sent.email
+    address = _address(record.billing_address, sent)
+    if address != record.billing_address:
+        changes["billing_address"] = address
+    return changes
+
+
+def _address(kept: dict[str, Any] | None, sent: CpCustomer) -> dict[str, Any] | None:
+    """The billing address with the parts ``sent`` gives over those ``kept``. A new street
+    (Address) drops the kept second line, which belonged to the old one. Without an
+    address kept, one is made only from an Address: a Billfold address needs its first
+    line, so City, State or Zip alone are not stored."""
+    parts = {name: value for name, value in (
+        ("city", sent.city), ("region", sent.state), ("postal_code", sent.zip)) if value}
+    if kept is None:
+        if not sent.address:
+            return None
+        return {"line1": sent.address, "line2": None, "city": None, "region": None,
+                "postal_code": None, "country": COUNTRY, **parts}
+    merged = dict(kept)
+    if sent.address and sent.address != kept.get("line1"):
+        merged.update(line1=sent.address, line2=None)
+    merged.update(parts)
+    return merged
+
+
+_CLOUD_NAMES = {
+    "company_name": "Name", "primary_email": "EmailAddress",
+    "billing_account.number": "AccountNumber", "billing_address": "Address",
+    "billing_address.line1": "Address", "billing_address.city": "City",
+    "billing_address.region": "State", "billing_address.postal_code": "Zip",
+}
+
+
+def _cloud_problems(exc: ValidationFailed, where: str, done: str) -> list[FieldError]:
+    """The customers service's refusal in the request's own field names. A field the
+    request has no name for is the record's own (a custom field made required since, or
+    the tenant's defaults for a new account): it is named on the AccountNumber."""
+    result = []
+    for error in exc.errors:
+        name = _CLOUD_NAMES.get(error.field)
+        if name is not None:
+            result.append(FieldError(f"{where}.{name}", error.message, error.code))
+        else:
+            result.append(FieldError(f"{where}.AccountNumber", f"its customer cannot be {done}: "
+                                     f"{error.field} {error.message}", error.code))
+    return result
 
 
 
@@ -171,8 +250,9 @@ def _record_lines(session: Session, scope: Scope, account: BillingAccount, custo
                 Invoice.tenant_id == scope.tenant_id, Invoice.mode == scope.mode,
                 Invoice.billing_account_id == account.id,
                 Invoice.status.in_(sessions.PAYABLE_STATUSES)).order_by(Invoice.due_date)):
-            lines.append(sessions.line_from_invoice(str(start + len(lines) + 1), open_invoice,
-                                                    account))
+            line = sessions.line_from_invoice(str(start + len(lines) + 1), open_invoice, account)
+            line["display_account_number"] = customer.display_account_number
+            lines.append(line)
         return lines
     for index, sent in enumerate(customer.invoices):
         field = f"{where}.Invoices[{index}]"
@@ -184,8 +264,14 @@ def _record_lines(session: Session, scope: Scope, account: BillingAccount, custo
             problems.append(FieldError(f"{field}.InvoiceNumber", f"is {invoice.status} already",
                                        "invoice_not_payable"))
             continue
-        lines.append(_line(start + len(lines) + 1, customer, sent, invoice_id=invoice.id,
-                           account_id=account.id, balance=invoice.amount_due_minor))
+        line = _line(start + len(lines) + 1, customer, sent, invoice_id=invoice.id,
+                     account_id=account.id, balance=invoice.amount_due_minor)
+        if sent.balance_due_minor is not None and sent.balance_due_minor != line[
+                "balance_due_minor"]:
+            # Paid at Billfold's balance all the same; what the biller's system said is
+            # kept where the biller reads the session (GET /v1/pay_sessions/{id}).
+            line["sent_balance_due_minor"] = sent.balance_due_minor
+        lines.append(line)
     return lines
 
 

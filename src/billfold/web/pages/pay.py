@@ -2,6 +2,10 @@
 the fee and total; pay; see the receipt. Two steps because without JavaScript the total
 can only be shown after a round trip.
 
+A Cloud Payments V2 session with AllowViewStatement links each of its invoices that
+Billfold rendered to that invoice's PDF, served under the page's own URL while the page
+may be paid.
+
 A session the portal made for a signed-in payer also offers the payer's saved methods
 (charged by their gateway token, no details asked) and, with a new card or bank account,
 a box to save it; it is saved once the gateway has taken the payment.
@@ -12,6 +16,7 @@ Every handler here touches the database, so each is a plain ``def`` run in the t
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -23,6 +28,7 @@ from starlette.responses import RedirectResponse, Response
 
 from billfold.core.db import transaction
 from billfold.core.errors import BillfoldError, Conflict, NotFound, ValidationFailed
+from billfold.core.filestore import FileStore
 from billfold.payments import paying, sessions
 from billfold.payments import saved as saved_methods
 from billfold.payments.gateways.base import BankDetails, CardDetails, SavedInstrument
@@ -35,6 +41,7 @@ from billfold.web.routing import Router
 
 router = Router(prefix="/pay", include_in_schema=False)
 log = logging.getLogger(__name__)
+_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 async def read_form(request: Request) -> FormData:
@@ -104,8 +111,8 @@ class Page:
                                 link=(self.url + "/receipt", self.t("view_receipt")))
         if payment.status == "unknown":
             return self.unconfirmed()
-        return self.render("pay_receipt.html", receipt=pay_views.receipt_view(payment, self.t),
-                           register_url=self.register_url())
+        receipt = pay_views.receipt_view(payment, self.t, self.known.row.lines)
+        return self.render("pay_receipt.html", receipt=receipt, register_url=self.register_url())
 
     def register_url(self) -> str | None:
         """Where a payer who paid without a portal login may register (Cloud Payments V2's
@@ -126,7 +133,8 @@ class Page:
                ) -> Response:
         state = self.known
         return self.render(
-            "pay_choose.html", status, lines=pay_views.line_views(state, choices, self.t),
+            "pay_choose.html", status,
+            lines=pay_views.line_views(state, choices, self.t, self.url),
             accounts=pay_views.accounts(state, self.t),
             method_choices=pay_views.method_choices(state, self.t), choices=choices,
             allow_remove=state.allow_remove, errors=list(errors), by_field=forms.by_field(errors))
@@ -279,6 +287,31 @@ def receipt(token: str, request: Request) -> Response:
         # A declined attempt was shown by the response to it; here there is only the form.
         return page.gone() if page.state.expired else page.redirect()
     return page.outcome(payment)
+
+
+@router.get("/{token}/invoices/{key}/pdf")
+def statement(token: str, key: str, request: Request) -> Response:
+    """The PDF of one of the session's invoices, as a download: only while the page may
+    be paid, only when the session allows viewing statements, and only an invoice the
+    session lists (``key`` names its line, never an invoice id)."""
+    page = Page(request, token)
+    if page.state is None:
+        return page.not_found()
+    if page.state.expired:
+        return page.gone()
+    found = page.state.statement_of(key) if page.state.row.status == "open" else None
+    if found is None:
+        return page.not_found()
+    line, pdf_key = found
+    store = FileStore(request.app.state.settings.data_dir)
+    if not store.exists(pdf_key):
+        return page.message(page.t("statement_missing_title"),
+                            page.t("statement_missing_note"), 404,
+                            link=(page.url, page.t("back_to_page")))
+    name = _UNSAFE_IN_NAME.sub("_", str(line.get("invoice_number") or "invoice"))
+    return Response(store.get(pdf_key), media_type="application/pdf", headers={
+        **page.state.policy.headers(),
+        "Content-Disposition": f'attachment; filename="{name}.pdf"'})
 
 
 @router.api_route("/{token}/{rest:path}", methods=["GET", "POST"])

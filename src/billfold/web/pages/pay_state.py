@@ -4,17 +4,22 @@ handed to the handlers as plain values (the rows come back detached).
 A session the portal made for a signed-in payer names that payer user; the page then
 offers the user's saved payment methods (of the kinds the session takes, cards not yet
 expired) beside a new card or bank account. A saved method is chosen as the method value
-``saved:<id>``, and only one the state holds is accepted: the value comes from the form."""
+``saved:<id>``, and only one the state holds is accepted: the value comes from the form.
+
+A Cloud Payments V2 session with ``AllowViewStatement`` offers the PDF Billfold rendered
+of each of its invoices that has one (``statements``, read only for such a session)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from billfold.core.db import among
 from billfold.core.scope import Scope
+from billfold.invoicing.models import Invoice
 from billfold.payments import saved as saved_methods
 from billfold.payments import sessions
 from billfold.payments.models import Payment, PaySession, SavedMethod
@@ -35,6 +40,7 @@ class PageState:
     payment: Payment | None  # the payment that paid the session, else its latest attempt
     policy: FramePolicy
     saved: tuple[SavedMethod, ...] = ()  # the payer user's methods this page may charge
+    statements: dict[str, str] = field(default_factory=dict)  # invoice id -> its PDF's key
 
     @property
     def scope(self) -> Scope:
@@ -73,6 +79,14 @@ class PageState:
             return method.kind
         return choice if choice in self.methods else ""
 
+    def statement_of(self, key: str) -> tuple[dict[str, Any], str] | None:
+        """The line ``key`` names and its invoice's PDF key, if the page offers that PDF:
+        a line still payable here whose invoice has one. The key comes from the URL, so
+        only the session's own lines are looked in."""
+        line = next((line for line in self.lines if line["key"] == key), None)
+        pdf_key = self.statements.get(str(line.get("invoice_id"))) if line else None
+        return (line, pdf_key) if line is not None and pdf_key else None
+
 
 def load(factory: sessionmaker[Session], token: str) -> PageState:
     """The session ``token`` names; NotFound for a token that names none."""
@@ -83,7 +97,7 @@ def load(factory: sessionmaker[Session], token: str) -> PageState:
             token=token, row=row, biller=tenants.get_tenant(session, row.tenant_id).name,
             lines=sessions.current_lines(session, row), expired=sessions.is_expired(session, row),
             payment=_payment_of(session, row), policy=_policy(session, scope, row),
-            saved=_saved(session, scope, row))
+            saved=_saved(session, scope, row), statements=_statements(session, row))
         session.expunge_all()
         return state
 
@@ -96,6 +110,20 @@ def _saved(session: Session, scope: Scope, row: PaySession) -> tuple[SavedMethod
     today = tenants.today(session, scope)
     return tuple(m for m in saved_methods.list_for(session, scope, str(user_id))
                  if m.kind in allowed and not saved_methods.is_expired(m, today))
+
+
+def _statements(session: Session, row: PaySession) -> dict[str, str]:
+    if not row.options.get("allow_view_statement"):
+        return {}
+    wanted = [str(line["invoice_id"]) for line in row.lines if line.get("invoice_id")]
+    if not wanted:
+        return {}
+    # Scoped to the session's tenant and mode as well: whatever a stored line holds, the
+    # page never serves another tenant's file.
+    return {str(invoice_id): str(key) for invoice_id, key in session.execute(
+        select(Invoice.id, Invoice.pdf_key).where(
+            Invoice.tenant_id == row.tenant_id, Invoice.mode == row.mode,
+            among(session, Invoice.id, wanted), Invoice.pdf_key.is_not(None)))}
 
 
 def _payment_of(session: Session, row: PaySession) -> Payment | None:

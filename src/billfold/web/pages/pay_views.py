@@ -3,8 +3,10 @@ templates print these values and decide nothing about money."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from billfold.payments.models import Payment, SavedMethod
 from billfold.payments.notify import CARD_TYPES
@@ -27,6 +29,7 @@ class LineView:
     hint: str  # the range a part payment may take
     included: bool
     amount_text: str
+    statement_url: str  # the invoice's PDF, when the page offers it; else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,25 +68,37 @@ class ReceiptView:
     pending: bool
 
 
+def account_shown(item: dict[str, Any]) -> str:
+    """The account number a payer is shown for a line or payer: the biller's display form
+    (Cloud Payments V2's DisplayAccountNumber) when it gave one."""
+    return str(item.get("display_account_number") or item.get("account_number") or "")
+
+
 def accounts(state: PageState, t: Translator) -> list[str]:
-    seen = dict.fromkeys((p.get("name") or "", p.get("account_number") or "")
-                         for p in state.row.payers)
+    seen = dict.fromkeys((p.get("name") or "", account_shown(p)) for p in state.row.payers)
     if not seen:
-        seen = dict.fromkeys(("", line.get("account_number") or "") for line in state.lines)
+        seen = dict.fromkeys(("", account_shown(line)) for line in state.lines)
     return [t("account_item", name=name, number=number) if name else number
             for name, number in seen if number]
 
 
-def line_views(state: PageState, choices: Choices, t: Translator) -> list[LineView]:
+def line_views(state: PageState, choices: Choices, t: Translator, page_url: str
+               ) -> list[LineView]:
     currency = state.row.currency
     return [LineView(
         key=line["key"], slot=slot, number=str(line.get("invoice_number") or ""),
-        account=str(line.get("account_number") or ""), invoice_date=t.date(line.get("invoice_date")),
+        account=account_shown(line), invoice_date=t.date(line.get("invoice_date")),
         due_date=t.date(line.get("due_date")), balance=t.money(line["balance_due_minor"], currency),
         partial=bool(line.get("allow_partial")), hint=_hint(line, currency, t),
         included=line["key"] in choices.included,
-        amount_text=choices.amount_texts.get(line["key"], ""))
+        amount_text=choices.amount_texts.get(line["key"], ""),
+        statement_url=statement_url(page_url, line["key"])
+        if state.statement_of(line["key"]) else "")
         for slot, line in enumerate(state.lines, start=1)]
+
+
+def statement_url(page_url: str, key: str) -> str:
+    return f"{page_url}/invoices/{quote(key, safe='')}/pdf"
 
 
 def _hint(line: dict[str, Any], currency: str, t: Translator) -> str:
@@ -120,18 +135,25 @@ def plan_view(plan: Plan, choices: Choices, currency: str, t: Translator) -> Pla
                if key in choices.amount_texts]
     hidden.append(("method", choices.method))
     return PlanView(
-        lines=[PaidLine(str(line.get("invoice_number") or ""), str(line.get("account_number") or ""),
+        lines=[PaidLine(str(line.get("invoice_number") or ""), account_shown(line),
                         t.money(line["pay_minor"], currency)) for line in plan.lines],
         amount=t.money(plan.amount_minor, currency), fee=t.money(plan.fee_minor, currency),
         total=total, pay_label=t("pay_button", total=total), hidden=hidden)
 
 
-def receipt_view(payment: Payment, t: Translator) -> ReceiptView:
+def receipt_view(payment: Payment, t: Translator,
+                 session_lines: Iterable[dict[str, Any]] = ()) -> ReceiptView:
+    """The receipt; ``session_lines`` (the pay session's) give each paid line the account
+    number the page showed for it, which the payment's own lines do not keep."""
     currency = payment.currency
+    display = {str(line.get("key")): line.get("display_account_number")
+               for line in session_lines}
+    paid = [PaidLine(str(line.get("invoice_number") or ""),
+                     str(display.get(str(line.get("key"))) or line.get("account_number") or ""),
+                     t.money(int(line["pay_minor"]), currency)) for line in payment.lines]
     return ReceiptView(
         number=payment.receipt_number or payment.id, date=t.date(payment.payment_date),
-        lines=[PaidLine(str(line.get("invoice_number") or ""), str(line.get("account_number") or ""),
-                        t.money(int(line["pay_minor"]), currency)) for line in payment.lines],
+        lines=paid,
         amount=t.money(payment.amount_minor, currency), fee=t.money(payment.fee_minor, currency),
         total=t.money(payment.amount_minor + payment.fee_minor, currency),
         method=method_label(payment, t), pending=payment.status == "pending")
