@@ -379,6 +379,35 @@ class TestCheckTarget:
             422, "unsafe_target", ["url"])
 
 
+class TestCheckLiteral:
+    """The check of a postback URL given with a request: no resolver is asked."""
+
+    @pytest.mark.parametrize("host", ["127.0.0.1", "127.1", "0x7f.0.0.1", "2130706433",
+                                      "[::1]", "[::ffff:127.0.0.1]", "localhost",
+                                      "shop.localhost", "10.0.0.1", "192.168.1.1",
+                                      "169.254.169.254"])
+    def test_a_literal_or_loopback_host_is_refused(self, host, monkeypatch):
+        monkeypatch.setattr(socket, "getaddrinfo", _no_resolver)
+        with pytest.raises(UnsafeTarget):
+            targets.check_literal(f"http://{host}:8080/postback", allow_private=False)
+
+    def test_with_private_targets_allowed_only_metadata_is_refused(self, monkeypatch):
+        monkeypatch.setattr(socket, "getaddrinfo", _no_resolver)
+        assert targets.check_literal("http://127.1:8080/", allow_private=True)
+        assert targets.check_literal("http://localhost/", allow_private=True)
+        with pytest.raises(UnsafeTarget, match="metadata"):
+            targets.check_literal("http://[::ffff:169.254.169.254]/", allow_private=True)
+
+    def test_a_name_is_left_to_the_send(self, monkeypatch):
+        monkeypatch.setattr(socket, "getaddrinfo", _no_resolver)
+        assert targets.check_literal("https://erp.biller.example/postbacks",
+                                     allow_private=False).hostname == "erp.biller.example"
+
+
+def _no_resolver(*_: Any, **__: Any) -> Any:
+    raise AssertionError("check_literal asked the resolver")
+
+
 class TestUnsafeReason:
     @pytest.mark.parametrize(("address", "reason"), [
         ("127.0.0.1", "a loopback address"),

@@ -9,6 +9,7 @@ can be paid here."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,10 +142,35 @@ def postback_log(biller: Any) -> list[dict[str, Any]]:
 
 
 class TestPostbacks:
-    def test_live_mode_never_connects_to_loopback_though_the_setting_is_on(
-            self, make_client: Any, app: Any, sessions: sessionmaker[Session],
-            listener: Listener) -> None:
+    def test_live_mode_refuses_a_loopback_postback_url_though_the_setting_is_on(
+            self, make_client: Any, listener: Listener) -> None:
         origin = f"http://127.0.0.1:{listener.port}"
+        live = make_client(mode="live", allow_private_postback_targets=True,
+                           allowed_origins=[origin])
+        live.ids = seed_reference(live)
+        invoice = open_invoice(live, 1500)
+        for spelled in (origin, f"http://127.1:{listener.port}",
+                        f"http://localhost:{listener.port}"):
+            live.patch("/v1/settings", json={"allowed_origins": [spelled]})
+            message = refused_on(live.post("/v1/pay_sessions", json={
+                "invoices": [{"invoice_id": invoice["id"]}],
+                "postback_url": f"{spelled}/postback"}), "postback_url")
+            assert "loopback" in message
+        assert live.get("/v1/pay_sessions").json()["data"] == []
+        assert listener.accepted() == 0
+
+    def test_live_mode_never_connects_to_a_name_resolving_to_loopback(
+            self, make_client: Any, app: Any, sessions: sessionmaker[Session],
+            listener: Listener, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A name is judged when the postback is sent, on the address it resolves to."""
+        name = "postbacks.biller.example"
+        real = socket.getaddrinfo
+
+        def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+            return real("127.0.0.1" if host == name else host, *args, **kwargs)
+
+        monkeypatch.setattr(socket, "getaddrinfo", resolve)
+        origin = f"http://{name}:{listener.port}"
         live = make_client(mode="live", allow_private_postback_targets=True,
                            allowed_origins=[origin])
         live.ids = seed_reference(live)
@@ -156,7 +182,7 @@ class TestPostbacks:
         [delivery] = postback_log(live)
         assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == (
             "queued", 1, None)
-        assert delivery["last_error"] == ("unsafe target: 127.0.0.1 resolves to 127.0.0.1, "
+        assert delivery["last_error"] == (f"unsafe target: {name} resolves to 127.0.0.1, "
                                           "a loopback address")
 
     def test_test_mode_with_the_setting_on_posts_back_to_loopback(
@@ -177,17 +203,16 @@ class TestPostbacks:
         assert delivery["status"] == "succeeded"
 
     @pytest.mark.parametrize("url", METADATA_URLS)
-    def test_a_metadata_address_is_never_posted_to_even_with_the_setting_on(
-            self, make_client: Any, app: Any, sessions: sessionmaker[Session], url: str) -> None:
+    def test_a_metadata_address_is_never_a_postback_url_even_with_the_setting_on(
+            self, make_client: Any, url: str) -> None:
         parts = urlsplit(url)
         biller = make_client(allow_private_postback_targets=True,
                              allowed_origins=[f"{parts.scheme}://{parts.netloc}"])
         biller.ids = seed_reference(biller)
-        paid_session(biller, app, url)
+        invoice = open_invoice(biller, 1500)
 
-        deliver(app, sessions)
+        message = refused_on(biller.post("/v1/pay_sessions", json={
+            "invoices": [{"invoice_id": invoice["id"]}], "postback_url": url}), "postback_url")
 
-        [delivery] = postback_log(biller)
-        assert (delivery["status"], delivery["last_status_code"]) == ("queued", None)
-        assert delivery["last_error"].startswith(f"unsafe target: {parts.hostname} resolves")
-        assert delivery["last_error"].endswith(", a cloud metadata address")
+        assert "metadata" in message
+        assert biller.get("/v1/pay_sessions").json()["data"] == []

@@ -165,6 +165,30 @@ def check_target(url: str, *, allow_private: bool) -> SplitResult:
     return parts
 
 
+def check_literal(url: str, *, allow_private: bool) -> SplitResult:
+    """The check when a postback URL is given with a request, which must not wait on a
+    resolver: ``check_url``, then the host judged only where no resolving is needed — a
+    loopback name, or a literal address in any spelling the resolver takes (``127.1``,
+    ``0x7f.0.0.1``, ``2130706433``). A name is judged when the postback is sent."""
+    parts = check_url(url)
+    host = parts.hostname or ""
+    if not allow_private and _LOOPBACK_NAMES.fullmatch(host.lower().rstrip(".")):
+        raise UnsafeTarget(f"{host} is a loopback name")
+    address = _ip_or_none(host) or _ipv4_spelling(host)
+    if address is not None and (
+            reason := unsafe_reason(address, allow_private=allow_private)) is not None:
+        raise UnsafeTarget(f"{host} is {reason}")
+    return parts
+
+
+def _ipv4_spelling(host: str) -> IPv4Address | None:
+    """``host`` as the IPv4 address the resolver would read it as (inet_aton's forms)."""
+    try:
+        return IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
 def unsafe_reason(address: Address, *, allow_private: bool) -> str | None:
     """Why Billfold must not connect to ``address``, or None if it may."""
     embedded = _embedded_ipv4(address)

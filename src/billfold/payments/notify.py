@@ -49,10 +49,7 @@ def describe(payment: Payment) -> dict[str, Any]:
     }
 
 
-def private_allowed(session: Session, scope: Scope) -> bool:
-    """Whether ``scope``'s postbacks and webhooks may go to private addresses: in test mode,
-    when the tenant's allow_private_postback_targets is on; never in live mode."""
-    return scope.mode == "test" and tenants.get_settings(session, scope).allow_private_postback_targets
+private_allowed = tenants.private_targets_allowed
 
 
 def emit(session: Session, scope: Scope, type_: str, data: dict[str, Any],

@@ -52,8 +52,13 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+POSTBACK_FIELDS = frozenset({"postback_url", "PostBackURL"})
+
+
 def check_urls(session: Session, scope: Scope, urls: Mapping[str, str | None]) -> list[FieldError]:
-    """ReturnURL, PostBackURL and CssUrl must be on one of the tenant's allowed origins."""
+    """ReturnURL, PostBackURL and CssUrl must be on one of the tenant's allowed origins; a
+    postback URL whose host is a loopback name or a literal address Billfold may not
+    connect to is refused as well (a name is judged when the postback is sent)."""
     allowed = tenants.get_settings(session, scope).allowed_origins
     problems = []
     for field_name, url in urls.items():
@@ -66,6 +71,12 @@ def check_urls(session: Session, scope: Scope, urls: Mapping[str, str | None]) -
         elif not targets.matches_origin(url, allowed):
             problems.append(FieldError(field_name, "is not on one of the allowed origins "
                                        f"({', '.join(allowed)})", "origin_not_allowed"))
+        elif field_name in POSTBACK_FIELDS:
+            try:
+                targets.check_literal(url, allow_private=tenants.private_targets_allowed(
+                    session, scope))
+            except targets.UnsafeTarget as exc:
+                problems.append(FieldError(field_name, exc.detail, exc.code))
     return problems
 
 

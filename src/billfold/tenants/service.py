@@ -163,6 +163,12 @@ def _whole(value: Any, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
+def private_targets_allowed(session: Session, scope: Scope) -> bool:
+    """Whether ``scope``'s postbacks and webhooks may go to private addresses: in test mode,
+    when the tenant's allow_private_postback_targets is on; never in live mode."""
+    return scope.mode == "test" and get_settings(session, scope).allow_private_postback_targets
+
+
 def normalize_origin(value: str) -> str | None:
     """``scheme://host[:port]`` in lower case with the default port left out, or None when
     ``value`` is not an http(s) origin. Origins compare exactly in this form."""
