@@ -362,12 +362,6 @@ class TestRefunds:
         assert result.status == "refused"
         assert "void before settlement" in result.message
 
-    def test_a_settled_bank_charge_is_not_refunded(self, gateway, scope):
-        reference = charge(gateway, scope, bank()).reference
-        gateway.events(scope, through=SETTLES)
-        assert gateway.refund(scope, reference=reference, amount_minor=100,
-                              idempotency_key=new_key()).status == "refused"
-
     def test_refuses_declined_unknown_and_other_tenants_charges(self, gateway, scope,
                                                                 make_scope):
         declined = charge(gateway, scope, card("4000000000000002")).reference

@@ -119,8 +119,8 @@ class GatewayEvent:
 
 
 class GatewayTimeout(Exception):
-    """The gateway did not answer: the charge may or may not have happened. Ask
-    ``lookup`` with the same idempotency key, or charge again with it."""
+    """The gateway did not answer: the charge (or refund) may or may not have happened.
+    Ask ``lookup`` (``lookup_refund``) with the same idempotency key, or call again with it."""
 
 
 class Gateway(Protocol):
@@ -135,12 +135,21 @@ class Gateway(Protocol):
         ...
 
     def refund(self, scope: Scope, *, reference: str, amount_minor: int,
-               idempotency_key: str) -> RefundResult: ...
+               idempotency_key: str) -> RefundResult:
+        """Refund once per idempotency key; a repeated key returns the first result. A
+        settled bank debit is refunded by a credit to the same account. May raise
+        GatewayTimeout."""
+        ...
 
     def void(self, scope: Scope, *, reference: str) -> VoidResult: ...
 
     def lookup(self, scope: Scope, *, idempotency_key: str) -> ChargeResult | None:
         """The result of the charge made with this key, or None if none was made."""
+        ...
+
+    def lookup_refund(self, scope: Scope, *, idempotency_key: str) -> RefundResult | None:
+        """The result of the refund asked for with this key, or None if none was asked
+        for: how a refund whose answer was lost is settled without refunding twice."""
         ...
 
     def events(self, scope: Scope, *, through: date) -> list[GatewayEvent]:

@@ -24,7 +24,9 @@ card number            behaviour
 4000 0000 0000 2685    succeeded; ``dispute_opened`` after 3 days, ``dispute_won`` after 30
 4000 0000 0000 0119    the charge is made, then ``charge`` raises ``GatewayTimeout``;
                        ``lookup`` (or a second ``charge``) with the same key finds it
-                       succeeded
+                       succeeded. Its refunds too: the refund is made, then ``refund``
+                       raises ``GatewayTimeout``; ``lookup_refund`` (or a second
+                       ``refund``) with the same key finds it
 any other valid card   succeeded
 =====================  ===================================================================
 
@@ -51,10 +53,13 @@ earlier result) behaves as the first charge with those details did; an unknown t
 declined ``unknown_token``, a saved card past its expiry ``expired_card``.
 
 The same idempotency key answers with the first result and changes nothing, for charges
-and for refunds alike (whatever the later call's other arguments). Refunds: only card
-charges, never more in total than the charge; a pending bank charge is refused with "use
-void before settlement". Void: only a pending bank charge; it cancels the charge's
-settlement event, and voiding again answers "voided". The gateway has no clock of its own:
+and for refunds alike (whatever the later call's other arguments); ``lookup_refund`` finds
+a refund's result by its key. Refunds: card charges and settled bank charges, never more
+in total than the charge. A settled bank debit is refunded the way processors do it, by an
+ACH credit to the same account, issued at once (in this gateway the credit is never
+returned); a pending bank charge is refused with "use void before settlement", a returned
+or voided one has nothing to refund. Void: only a pending bank charge; it cancels the
+charge's settlement event, and voiding again answers "voided". The gateway has no clock of its own:
 it learns the date from ``events(through=...)``, and a bank charge counts as settled (or
 returned) from the first call whose ``through`` reaches its settlement date; from then on
 it can no longer be voided. Events of a voided charge never appear.
@@ -139,6 +144,7 @@ class TestGateway:
             with self._sessions() as session, transaction(session):
                 prior = _refund_by_key(session, scope, idempotency_key)
                 if prior is not None:
+                    # A retry after a timeout gets the answer it missed, not another timeout.
                     return _refund_result(prior)
                 charge = _charge_by_reference(session, scope, reference)
                 if charge is None:
@@ -151,7 +157,8 @@ class TestGateway:
                     created_at=clock.utcnow())
                 session.add(row)
                 session.flush()
-                return _refund_result(row)
+                result = _refund_result(row)
+                times_out = status == "succeeded" and charge.behaviour == "timeout"
         except IntegrityError:
             # A concurrent refund with this key won; its transaction rolled ours back whole,
             # refunded amount included.
@@ -160,6 +167,14 @@ class TestGateway:
                 if prior is None:
                     raise
                 return _refund_result(prior)
+        if times_out:
+            raise GatewayTimeout(f"the test gateway did not answer refund {idempotency_key!r}")
+        return result
+
+    def lookup_refund(self, scope: Scope, *, idempotency_key: str) -> RefundResult | None:
+        with self._sessions() as session, transaction(session):
+            row = _refund_by_key(session, scope, idempotency_key)
+            return None if row is None else _refund_result(row)
 
     def void(self, scope: Scope, *, reference: str) -> VoidResult:
         with self._sessions() as session, transaction(session):
@@ -322,28 +337,35 @@ def _claim_refund(session: Session, charge: TestGatewayCharge,
     refusal = _refund_refusal(charge, amount_minor)
     if refusal is not None:
         return "refused", refusal
-    # One conditional UPDATE, so two concurrent refunds cannot both take the last of it.
+    # One conditional UPDATE, so two concurrent refunds cannot both take the last of it
+    # (nor one slip past a return or void that changed the charge's state meanwhile).
     won = _rowcount(session.execute(
         update(TestGatewayCharge)
-        .where(TestGatewayCharge.id == charge.id, TestGatewayCharge.state == "captured",
+        .where(TestGatewayCharge.id == charge.id, TestGatewayCharge.state == charge.state,
                TestGatewayCharge.refunded_minor + amount_minor <= TestGatewayCharge.amount_minor)
         .values(refunded_minor=TestGatewayCharge.refunded_minor + amount_minor)))
     if not won:
         return "refused", "The amount is more than what remains refundable on this charge."
+    if charge.state == "settled":
+        return "succeeded", "Refund issued as an ACH credit to the bank account debited."
     return "succeeded", "Refund issued."
 
 
 def _refund_refusal(charge: TestGatewayCharge, amount_minor: int) -> str | None:
     if amount_minor <= 0:
         return "A refund amount must be positive."
-    if charge.state == "captured":
+    if charge.state in _REFUNDABLE_STATES:
         return None
     return {
         "pending": "This bank payment has not settled; use void before settlement.",
         "declined": "This charge was declined; there is nothing to refund.",
         "voided": "This bank payment was voided; there is nothing to refund.",
         "returned": "This bank payment was returned by the bank; there is nothing to refund.",
-    }.get(charge.state, "Settled bank payments cannot be refunded through the test gateway.")
+    }.get(charge.state, "This charge cannot be refunded.")
+
+
+# A captured card charge is refunded to the card; a settled bank debit by an ACH credit.
+_REFUNDABLE_STATES = ("captured", "settled")
 
 
 def _in_scope(model: Any, scope: Scope) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
