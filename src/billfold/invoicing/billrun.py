@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any, cast
 
@@ -169,6 +169,9 @@ class _Loaded:
     adjustments: dict[str, list[Any]]
     suppressed: dict[str, list[Any]]  # by invoiced account
     carried_lines: dict[str, list[Any]]  # by suppressed invoice
+    # The assignment key of each pending charge and service invoiced on an invoice of its
+    # order's own (see _order_keys); those of orders held back are not loaded at all.
+    keyed: dict[str, str] = field(default_factory=dict)
 
 
 def _load(session: Session, scope: Scope, accounts: list[BillingAccount]) -> _Loaded:
@@ -198,7 +201,14 @@ def _load(session: Session, scope: Scope, accounts: list[BillingAccount]) -> _Lo
                     s_table.c.status != "ended", columns=(
                         "id", "billing_account_id", "description", "unit_amount_minor",
                         "billing_timing", "tax_category", "tax_inclusive", "start_date",
-                        "end_date", "billed_through"))
+                        "end_date", "billed_through", "order_id"))
+    charges = rows(PendingCharge, among(session, c_table.c.billing_account_id, account_ids),
+                   c_table.c.invoice_id.is_(None))
+    held, keyed = _order_keys(session, scope, [*charges, *(
+        s for s in services if s.billed_through is None)])
+    if held:
+        services = [s for s in services if s.id not in held]
+        charges = [c for c in charges if c.id not in held]
     segments: dict[str, list[QuantitySegment]] = defaultdict(list)
     if services:
         q_table = ServiceQuantity.__table__
@@ -222,14 +232,13 @@ def _load(session: Session, scope: Scope, accounts: list[BillingAccount]) -> _Lo
         customers=customers,
         exemptions=tax_service.exemptions_for(session, scope, account_ids),
         services=grouped(services, "billing_account_id"), segments=segments,
-        charges=grouped(rows(PendingCharge,
-                             among(session, c_table.c.billing_account_id, account_ids),
-                             c_table.c.invoice_id.is_(None)), "billing_account_id"),
+        charges=grouped(charges, "billing_account_id"),
         adjustments=grouped(rows(Adjustment,
                                  among(session, a_table.c.billing_account_id, account_ids),
                                  a_table.c.invoice_id.is_(None),
                                  a_table.c.applied_invoice_id.is_(None)), "billing_account_id"),
         suppressed=grouped(suppressed, "invoiced_account_id"), carried_lines=carried_lines,
+        keyed=keyed,
     )
 
 
@@ -315,10 +324,10 @@ def bill_account(session: Session, scope: Scope, *, account_id: str, as_of: date
     everyone = [account, *managed]
     if rules is None:
         rules = tax_service.load_tax_rules(session, scope)
-    unit = _unit(session, _load(session, scope, everyone), account, managed)
-    result = gen.generate(unit, bill_date, rules)
+    loaded = _load(session, scope, everyone)
+    result = _generate(session, loaded, account, managed, bill_date, rules)
 
-    invoices = _store(session, scope, account, result, bill_run_id)
+    invoices = _store(session, scope, account, result, bill_run_id, loaded.keyed)
     issued = [i for i in invoices if i.status != "suppressed"]
     for invoice in issued:
         if on_invoice is not None:
@@ -336,12 +345,10 @@ def bill_account(session: Session, scope: Scope, *, account_id: str, as_of: date
 
 
 def _store(session: Session, scope: Scope, account: BillingAccount, result: gen.Generated,
-           bill_run_id: str) -> list[Invoice]:
+           bill_run_id: str, keys: dict[str, str]) -> list[Invoice]:
     now = clock.utcnow()
     posted = [d for d in result.invoices if not d.suppressed]
     numbers = iter(next_numbers(session, scope, len(posted)) if posted else [])
-    keys = assignment_keys(session, [line.pending_charge_id for d in posted for line in d.lines
-                                     if line.pending_charge_id])
     invoices: list[Invoice] = []
     for draft in result.invoices:
         invoice = Invoice(
@@ -404,22 +411,80 @@ def _store(session: Session, scope: Scope, account: BillingAccount, result: gen.
     return invoices
 
 
-def assignment_keys(session: Session, pending_charge_ids: list[str]) -> dict[str, str]:
-    """The assignment keys of the orders these pending charges came from, where set."""
-    if not pending_charge_ids:
-        return {}
-    rows = session.execute(
-        select(PendingCharge.id, Order.assignment_key)
-        .join(Order, Order.id == PendingCharge.order_id)
-        .where(among(session, PendingCharge.id, set(pending_charge_ids)),
-               Order.assignment_key.is_not(None))).all()
-    return {str(charge_id): str(key) for charge_id, key in rows}
+# -- orders paid by prepayment entries ---------------------------------------------------
+
+# What becomes of an order with an assignment key (one placed with a prepayment entry)
+# until its first invoice: held back, or invoiced on an invoice of its own that carries
+# the key. payments.entries answers from the entry's state (the seed's workflow: the
+# order is invoiced once its entry is balanced, on an invoice with the entry's key).
+HOLD, OWN_INVOICE = "hold", "own_invoice"
+
+# Called with (session, scope, {key, ...}) in the bill run's transaction; returns
+# {key: HOLD or OWN_INVOICE}. A key left out is billed like any order.
+ORDER_KEY_HOOKS: list[Callable[[Session, Scope, set[str]], dict[str, str]]] = []
+
+
+def _order_keys(session: Session, scope: Scope, items: list[Any]
+                ) -> tuple[set[str], dict[str, str]]:
+    """Of these pending charges and services not billed yet, the ids held back, and the
+    assignment key of each to be invoiced under its order's key."""
+    order_ids = {item.order_id for item in items}
+    if not order_ids or not ORDER_KEY_HOOKS:
+        return set(), {}
+    key_of = {str(order_id): str(key) for order_id, key in session.execute(
+        select(Order.id, Order.assignment_key).where(
+            among(session, Order.id, order_ids), Order.assignment_key.is_not(None)))}
+    if not key_of:
+        return set(), {}
+    how: dict[str, str] = {}
+    for hook in ORDER_KEY_HOOKS:
+        how.update(hook(session, scope, set(key_of.values())))
+    held, keyed = set(), {}
+    for item in items:
+        key = key_of.get(item.order_id)
+        if key is not None and how.get(key) == HOLD:
+            held.add(item.id)
+        elif key is not None and how.get(key) == OWN_INVOICE:
+            keyed[item.id] = key
+    return held, keyed
+
+
+def _generate(session: Session, loaded: _Loaded, account: Any, managed: list[Any],
+              bill_date: date, rules: tax.TaxRules) -> gen.Generated:
+    """generate() for the account, except that what each keyed order brings goes on an
+    invoice of its own carrying the key: one invoice per order and entry, so a payer who
+    ordered twice in a period has each entry find its invoice. Such an invoice takes no
+    adjustments or carried lines and is never suppressed (it is paid already)."""
+    unit = _unit(session, loaded, account, managed)
+    keyed, members = loaded.keyed, (unit.account, *unit.managed)
+    keys = sorted({keyed[i] for i in [*(s.id for m in members for s in m.services),
+                                      *(c.id for m in members for c in m.charges)]
+                   if i in keyed}) if keyed else []
+    if not keys:
+        return gen.generate(unit, bill_date, rules)
+
+    def part(key: str | None) -> gen.BillingUnit:
+        def only(member: gen.AccountIn) -> gen.AccountIn:
+            picked = replace(member,
+                             services=tuple(s for s in member.services if keyed.get(s.id) == key),
+                             charges=tuple(c for c in member.charges if keyed.get(c.id) == key))
+            return picked if key is None else replace(picked, adjustments=(), carried=())
+        return replace(unit, account=only(unit.account),
+                       managed=tuple(only(m) for m in unit.managed),
+                       minimum_invoice_amount_minor=unit.minimum_invoice_amount_minor
+                       if key is None else 0)
+
+    parts = [gen.generate(part(key), bill_date, rules) for key in [None, *keys]]
+    return gen.Generated(
+        invoices=tuple(d for p in parts for d in p.invoices),
+        billed_through={k: v for p in parts for k, v in p.billed_through.items()},
+        charge_ids=tuple(c for p in parts for c in p.charge_ids))
 
 
 def _key_of(draft: gen.InvoiceDraft, keys: dict[str, str]) -> str | None:
-    """An invoice carries an order's assignment key when its charges name exactly one."""
-    found = {keys[line.pending_charge_id] for line in draft.lines
-             if line.pending_charge_id in keys}
+    """The key of the order an invoice of its own was made for (see _generate)."""
+    found = {keys[item] for line in draft.lines
+             for item in (line.pending_charge_id, line.service_id) if item in keys}
     return found.pop() if len(found) == 1 else None
 
 
@@ -476,11 +541,11 @@ def bill_batch(session: Session, scope: Scope, *, account_ids: list[str], as_of:
     generated: list[tuple[Any, date, gen.Generated]] = []
     for account, bill_date in due:
         try:
-            unit = _unit(session, loaded, account, managed_of.get(account.id, []))
-            generated.append((account, bill_date, gen.generate(unit, bill_date, rules)))
+            generated.append((account, bill_date, _generate(
+                session, loaded, account, managed_of.get(account.id, []), bill_date, rules)))
         except Exception as exc:  # this account only; the batch goes on without it
             failures.append((account.id, bill_date, f"{type(exc).__name__}: {exc}"))
-    _store_many(session, scope, generated, managed_of, bill_run_id)
+    _store_many(session, scope, generated, managed_of, bill_run_id, loaded.keyed)
     still_due = []
     for account, bill_date, _ in generated:
         if following_bill_date(_cycle(session, account.bill_cycle_id), bill_date) <= as_of:
@@ -490,11 +555,9 @@ def bill_batch(session: Session, scope: Scope, *, account_ids: list[str], as_of:
 
 def _store_many(session: Session, scope: Scope,
                 generated: list[tuple[Any, date, gen.Generated]],
-                managed_of: dict[str, list[Any]], bill_run_id: str) -> None:
+                managed_of: dict[str, list[Any]], bill_run_id: str, keys: dict[str, str]
+                ) -> None:
     now = clock.utcnow()
-    keys = assignment_keys(session, [line.pending_charge_id for _, _, g in generated
-                                     for d in g.invoices if not d.suppressed
-                                     for line in d.lines if line.pending_charge_id])
     keyed: list[tuple[str, str]] = []
     tenant, mode = scope.tenant_id, scope.mode
     invoices: list[dict[str, Any]] = []

@@ -32,8 +32,9 @@ class Order(TenantScoped, Base):
     billing_account_id: Mapped[str] = mapped_column(ForeignKey("billing_account.id"))
     currency: Mapped[str] = mapped_column(String(3))
     placed_by: Mapped[str] = mapped_column(String(100))
-    # Carried to the invoice that bills the order's one-time charges, where a prepayment
-    # entry with the same key finds it (payments.entries).
+    # Set for an order placed with a prepayment entry: bill runs hold the order until the
+    # entry is paid, then bill it on an invoice of its own carrying the key, where the
+    # entry finds it (payments.entries, invoicing.billrun).
     assignment_key: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
 

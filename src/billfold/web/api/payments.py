@@ -255,8 +255,12 @@ def _refund_out(row: Refund) -> dict[str, Any]:
              tags=["payments"])
 def create_refund(payment_id: str, body: RefundIn, request: Request, db: DbSession,
                   caller: ApiCaller) -> dict[str, Any]:
-    """Refund a card payment in full or in part through the gateway; the invoices it paid
-    last reopen first."""
+    """Refund a card payment, or a settled bank payment (by an ACH credit), in full or in
+    part through the gateway: it takes back its amount from the payment's unapplied cash
+    first, then invoices kept elsewhere, then the invoices it paid last. A refund the
+    gateway refuses answers 409 ``refund_refused`` and is listed, ``failed``, under GET
+    …/refunds; one whose answer was lost stays ``pending`` until the janitor asks the
+    gateway."""
     after.get_payment(db, caller.scope, payment_id)  # 404 before asking for a gateway
     row = after.refund(_factory(request, db), _gateway(request, caller.scope), caller.scope,
                        payment_id=payment_id, amount_minor=body.amount_minor, reason=body.reason)
@@ -515,17 +519,26 @@ class EntryIn(Input):
                                              "billing account) instead of billing_account_id")
     description: Annotated[StrictStr, Field(max_length=500)] | None = None
     sales_order: list[SalesOrderLineIn] | None = Field(
-        None, max_length=100, description="Lines of an order placed on the account now; the "
-        "next bill run invoices it, with this assignment key")
+        None, max_length=100, description="Lines of an order placed on the account now; once "
+        "the entry is balanced, the next bill run invoices it on an invoice of its own with "
+        "this assignment key (and the entry is assigned to it)")
     return_url: Url | None = None
     postback_url: Url | None = None
+
+
+class AssignmentProblemOut(BaseModel):
+    code: Literal["currency_mismatch", "other_customer", "payment_disputed"]
+    message: str
+    invoice_id: str | None
 
 
 class EntryOut(BaseModel):
     id: str
     object: str = "entry"
     assignment_key: str
-    status: str
+    status: Literal["open", "balanced", "assigned", "refunded"] = Field(
+        description="refunded: its payment was refunded in full; it is never assigned and "
+        "its sales order is not invoiced")
     amount_minor: int
     currency: str
     billing_account_id: str
@@ -533,15 +546,22 @@ class EntryOut(BaseModel):
     order_id: str | None
     payment_id: str | None
     invoice_id: str | None
-    payment_url: str | None = Field(None, description="Shown only when created")
+    payment_url: str | None = Field(None, description="Shown only when created, and by "
+                                    "POST /v1/entries/{id}/payment_url")
+    assignment_problem: AssignmentProblemOut | None = Field(
+        None, description="Why a balanced entry is not assigned to the invoice with its key")
     created_at: datetime
     balanced_at: datetime | None
     assigned_at: datetime | None
 
 
-def _entry_out(row: Any, url: str | None = None) -> dict[str, Any]:
-    return {**{k: getattr(row, k) for k in EntryOut.model_fields if k not in
-               ("object", "payment_url")}, "payment_url": url}
+_DERIVED = ("object", "payment_url", "status", "assignment_problem")
+
+
+def _entry_out(view: entries.EntryView, url: str | None = None) -> dict[str, Any]:
+    return {**{k: getattr(view.entry, k) for k in EntryOut.model_fields if k not in _DERIVED},
+            "status": view.status, "assignment_problem": view.assignment_problem,
+            "payment_url": url}
 
 
 @router.post("/entries", response_model=EntryOut, status_code=201, tags=["entries"])
@@ -558,16 +578,29 @@ def create_entry(body: EntryIn, request: Request, db: DbSession, caller: ApiCall
             customer=body.customer.model_dump(exclude_none=True) if body.customer else None,
             description=body.description, sales_order=sales_order,
             return_url=body.return_url, postback_url=body.postback_url, actor=caller.actor)
-        return _entry_out(entry, created.url(request.app.state.settings.base_url))
+        [view] = entries.views(db, caller.scope, [entry])
+        return _entry_out(view, created.url(request.app.state.settings.base_url))
+
+
+@router.post("/entries/{entry_id}/payment_url", response_model=EntryOut, tags=["entries"])
+def new_payment_url(entry_id: str, request: Request, db: DbSession, caller: ApiCaller
+                    ) -> dict[str, Any]:
+    """A fresh link that pays an open entry (its link expired, or was lost): the link
+    given before stops working."""
+    with transaction(db):
+        entry, created = entries.new_payment_link(db, caller.scope, entry_id=entry_id)
+        [view] = entries.views(db, caller.scope, [entry])
+        return _entry_out(view, created.url(request.app.state.settings.base_url))
 
 
 @router.get("/entries", response_model=page_of(EntryOut), tags=["entries"])
 def list_entries(db: DbSession, caller: ApiCaller, page: Pagination) -> dict[str, object]:
     rows = entries.list_entries(db, caller.scope, limit=page.limit + 1,
                                 starting_after=page.starting_after)
-    return paged([_entry_out(r) for r in rows], page)
+    return paged([_entry_out(v) for v in entries.views(db, caller.scope, rows)], page)
 
 
 @router.get("/entries/{entry_id}", response_model=EntryOut, tags=["entries"])
 def get_entry(entry_id: str, db: DbSession, caller: ApiCaller) -> dict[str, Any]:
-    return _entry_out(entries.get_entry(db, caller.scope, entry_id))
+    [view] = entries.views(db, caller.scope, [entries.get_entry(db, caller.scope, entry_id)])
+    return _entry_out(view)
