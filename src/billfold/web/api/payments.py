@@ -317,10 +317,6 @@ def advance_clock(body: ClockIn, request: Request, db: DbSession, caller: ApiCal
 # -- webhooks and postbacks ---------------------------------------------------------------
 
 
-def _private_ok(db: Session, scope: Scope) -> bool:
-    return scope.mode == "test" and tenants.get_settings(db, scope).allow_private_postback_targets
-
-
 class EndpointIn(Input):
     url: Url
     enabled_events: list[Annotated[StrictStr, Field(max_length=60)]] = Field(
@@ -362,7 +358,7 @@ def create_endpoint(body: EndpointIn, db: DbSession, caller: ApiCaller) -> dict[
     with transaction(db):
         row, secret = webhooks.create_endpoint(
             db, caller.scope, url=body.url, enabled_events=body.enabled_events,
-            description=body.description, allow_private=_private_ok(db, caller.scope))
+            description=body.description, allow_private=tenants.private_targets_allowed(db, caller.scope))
         return _endpoint_out(row, secret)
 
 
@@ -384,7 +380,7 @@ def update_endpoint(endpoint_id: str, body: EndpointPatch, db: DbSession, caller
     with transaction(db):
         row = webhooks.update_endpoint(db, caller.scope, endpoint_id=endpoint_id,
                                        changes=body.model_dump(exclude_unset=True),
-                                       allow_private=_private_ok(db, caller.scope))
+                                       allow_private=tenants.private_targets_allowed(db, caller.scope))
         return _endpoint_out(row)
 
 
