@@ -28,7 +28,7 @@ from tests.services.test_entries_and_recorded_payments import (
     new_entry,
     pay_entry,
 )
-from tests.services.test_payments import Till
+from tests.services.test_payments import DISPUTE_WON, Till
 
 FEBRUARY, MARCH, APRIL = date(2026, 2, 1), date(2026, 3, 1), date(2026, 4, 1)
 
@@ -298,3 +298,32 @@ def invoicing_with_key(till: Till, account: Any, key: str, amount: int) -> Invoi
             lines=[{"description": "Order", "quantity": 1, "unit_amount_minor": amount}],
             actor=ACTOR)
         return invoicing.finalize(till.session, till.scope, invoice_id=draft.id, actor=ACTOR)
+
+
+class TestWhenTheMoneyMoves:
+    """A refund or chargeback of an entry's payment keeps the entry's stored status with
+    its money at once (after.CHANGED_HOOKS), not only when an invoice with its key comes."""
+
+    def test_a_full_refund_makes_the_entry_refunded(self, till: Till) -> None:
+        entry, token = new_entry(till, "SO-30", 2500)
+        pay_entry(till, token)
+        refund(till, entry, 1000)
+        assert entry_of(till, entry.id).status == "balanced"  # it still holds 1,500
+        refund(till, entry)
+        assert entry_of(till, entry.id).status == "refunded"
+
+    def test_a_won_chargeback_assigns_the_entry_to_the_invoice_made_meanwhile(
+            self, till: Till) -> None:
+        entry, token = new_entry(till, "SO-31", 2500)
+        assert pay_entry(till, token, card=DISPUTE_WON).status == "succeeded"
+        till.advance(4)  # the chargeback opens: the money is gone for now
+        assert till.payment(str(entry_of(till, entry.id).payment_id)).status == "disputed"
+        invoice = keyed_invoice(till, "SO-31", 2500)
+        assert till.reread(invoice).status == "open"
+        assert entry_of(till, entry.id).status == "balanced"
+        till.advance(30)  # won: the money is back, and goes to the invoice
+        found = entry_of(till, entry.id)
+        assert (found.status, found.invoice_id) == ("assigned", invoice.id)
+        assert till.reread(invoice).status == "paid"
+        assert till.balances()["unapplied_cash"] == {"USD": 0}
+        assert till.events("entry.assigned") == 1

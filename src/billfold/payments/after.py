@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -172,9 +173,22 @@ def _refunded(session: Session, scope: Scope, payment: Payment, row: Refund,
         payment.status = _refunded_status(payment)
     payment.updated_at = clock.utcnow()
     session.flush()
-    notify.payment_changed(session, scope, payment, "payment.refunded",
+    _changed(session, scope, payment, "payment.refunded",
                            refund={"id": row.id, "amount_minor": row.amount_minor,
                                    "fee_minor": row.fee_minor})
+
+
+# Called after a refund, void, return or chargeback moved a payment's money, in its
+# transaction (the entries package keeps its entries' status with them).
+CHANGED_HOOKS: list[Callable[[Session, Scope, Payment], None]] = []
+
+
+def _changed(session: Session, scope: Scope, payment: Payment, event: str,
+             **extra: Any) -> None:
+    """The event, to endpoints and postbacks, and the hooks."""
+    notify.payment_changed(session, scope, payment, event, **extra)
+    for hook in CHANGED_HOOKS:
+        hook(session, scope, payment)
 
 
 def _refunded_status(payment: Payment) -> str:
@@ -262,7 +276,7 @@ def void(factory: sessionmaker[Session], gateway: Gateway, scope: Scope, *, paym
             payment.status = "voided"
             payment.updated_at = clock.utcnow()
             session.flush()
-            notify.payment_changed(session, scope, payment, "payment.refunded", voided=True)
+            _changed(session, scope, payment, "payment.refunded", voided=True)
         session.expunge(payment)
     return payment
 
@@ -342,7 +356,7 @@ def _returned(session: Session, scope: Scope, payment: Payment, event: GatewayEv
         except IntegrityError:
             pass  # blocked already by an earlier return
     session.flush()
-    notify.payment_changed(session, scope, payment, "payment.returned", return_code=code,
+    _changed(session, scope, payment, "payment.returned", return_code=code,
                            return_fee_minor=fee)
 
 
@@ -367,7 +381,7 @@ def _dispute_opened(session: Session, scope: Scope, payment: Payment, event: Gat
     session.add(dispute)
     payment.status = "disputed"
     session.flush()
-    notify.payment_changed(session, scope, payment, "payment.disputed",
+    _changed(session, scope, payment, "payment.disputed",
                            dispute={"id": dispute.id, "status": "open", "fee_minor": fee})
 
 
@@ -386,7 +400,7 @@ def _dispute_closed(session: Session, scope: Scope, payment: Payment, event: Gat
         _reinstate(session, scope, payment, dispute)
         payment.status = _refunded_status(payment)
     session.flush()
-    notify.payment_changed(session, scope, payment, "payment.disputed",
+    _changed(session, scope, payment, "payment.disputed",
                            dispute={"id": dispute.id, "status": dispute.status,
                                     "fee_minor": dispute.fee_minor})
 

@@ -35,7 +35,7 @@ from billfold.invoicing import service as invoicing
 from billfold.invoicing.models import Invoice
 from billfold.ledger.service import SourceRef
 from billfold.orders import service as orders
-from billfold.payments import ledgering, notify, paying, sessions
+from billfold.payments import after, ledgering, notify, paying, sessions
 from billfold.payments.allocation import Share
 from billfold.payments.models import Entry, Payment, PaySession
 from billfold.tenants import service as tenants
@@ -273,6 +273,29 @@ def entry_paid(session: Session, scope: Scope, payment: Payment) -> None:
     entry.status, entry.payment_id, entry.balanced_at = "balanced", payment.id, clock.utcnow()
     session.flush()
     notify.emit(session, scope, "entry.balanced", notify.entry_data(entry), ("entry", entry.id))
+    _assign_to_any(session, scope, entry)
+
+
+def money_changed(session: Session, scope: Scope, payment: Payment) -> None:
+    """A refund, void, return or chargeback of an entry's payment (after.CHANGED_HOOKS):
+    a balanced entry whose money went back for good is ``refunded``; one whose money came
+    back (a chargeback won) is assigned to an invoice with its key finalized meanwhile.
+    An assigned entry stays assigned: its invoice is where the money was taken from and
+    is given back to."""
+    if payment.entry_id is None:
+        return
+    entry = session.get(Entry, payment.entry_id, with_for_update=True, populate_existing=True)
+    if entry is None or entry.status != "balanced":
+        return
+    if payment.status in GONE:
+        entry.status = "refunded"
+        session.flush()
+    elif payment.status in HOLDING:
+        _assign_to_any(session, scope, entry)
+
+
+def _assign_to_any(session: Session, scope: Scope, entry: Entry) -> None:
+    """Assign the entry to the first payable invoice with its key that may take it."""
     for invoice in list(session.scalars(select(Invoice).where(
             Invoice.tenant_id == scope.tenant_id, Invoice.mode == scope.mode,
             Invoice.assignment_key == entry.assignment_key,
@@ -355,5 +378,6 @@ def _assign(session: Session, scope: Scope, entry: Entry, invoice: Invoice) -> b
 
 
 paying.SETTLED_HOOKS.append(entry_paid)
+after.CHANGED_HOOKS.append(money_changed)
 invoicing.FINALIZED_HOOKS.append(invoices_finalized)
 billrun.ORDER_KEY_HOOKS.append(order_keys)
