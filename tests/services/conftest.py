@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from billfold.core import clock
-from billfold.core.db import transaction
+from billfold.core.db import make_engine, make_sessionmaker, transaction
 from billfold.core.errors import BillfoldError
 from billfold.core.scope import Scope
 from billfold.customers import service
@@ -133,3 +133,17 @@ def frozen_at(at: datetime) -> Iterator[clock.FrozenClock]:
         yield frozen
     finally:
         clock.set_clock(previous)
+
+
+def sessions_on_a_fresh_database() -> Any:
+    """A ``sessions`` fixture on a database of the test's own, for tests that run the
+    worker (it claims every due job in its database): ``sessions =
+    sessions_on_a_fresh_database()``."""
+
+    @pytest.fixture
+    def sessions(fresh_database_url: str) -> Iterator[sessionmaker[Session]]:
+        engine = make_engine(fresh_database_url)
+        yield make_sessionmaker(engine)
+        engine.dispose()
+
+    return sessions

@@ -23,7 +23,7 @@ from billfold import cli
 from billfold.catalog import service as catalog
 from billfold.core import clock, jobs
 from billfold.core.config import Settings
-from billfold.core.db import make_engine, make_sessionmaker, transaction
+from billfold.core.db import transaction
 from billfold.core.filestore import FileStore
 from billfold.core.scope import Scope
 from billfold.customers import records
@@ -34,7 +34,7 @@ from billfold.invoicing.models import Invoice
 from billfold.notifications import outbox
 from billfold.notifications.models import OutboxMessage
 from billfold.orders import service as orders
-from tests.services.conftest import ACTOR, Desk, frozen_at
+from tests.services.conftest import ACTOR, Desk, frozen_at, sessions_on_a_fresh_database
 from tests.services.test_outbox import Mailbox, attachment_bytes, smtp_server, unused_port
 
 NOON = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -45,11 +45,7 @@ ADDRESS = {"line1": "1 Main St", "city": "Springfield", "region": "IL", "postal_
            "country": "US"}
 
 
-@pytest.fixture
-def sessions(fresh_database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(fresh_database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+sessions = sessions_on_a_fresh_database()
 
 
 @pytest.fixture

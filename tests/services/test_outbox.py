@@ -30,25 +30,21 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from billfold.core import clock, jobs
 from billfold.core.config import Settings
-from billfold.core.db import make_engine, make_sessionmaker, transaction
+from billfold.core.db import transaction
 from billfold.core.errors import ValidationFailed
 from billfold.core.filestore import FileStore
 from billfold.core.jobs import Job
 from billfold.core.scope import Scope
 from billfold.notifications import outbox
 from billfold.notifications.models import OutboxMessage
-from tests.services.conftest import fields_of, frozen_at
+from tests.services.conftest import fields_of, frozen_at, sessions_on_a_fresh_database
 
 NOON = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 PDF = b"%PDF-1.7\n" + bytes(range(256)) * 4 + b"\n%%EOF\n"
 SENDER = "billing@biller.example"
 
 
-@pytest.fixture
-def sessions(fresh_database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(fresh_database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+sessions = sessions_on_a_fresh_database()
 
 
 @pytest.fixture

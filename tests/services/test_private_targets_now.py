@@ -14,23 +14,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from billfold import cli
 from billfold.core import clock, jobs
 from billfold.core.config import Settings
-from billfold.core.db import make_engine, make_sessionmaker, transaction
+from billfold.core.db import transaction
 from billfold.core.scope import Scope
 from billfold.customers import settings as settings_service
 from billfold.notifications import webhooks
 from billfold.notifications.webhook_models import WebhookDelivery
 from billfold.payments import notify
 from billfold.tenants import service as tenants
-from tests.services.conftest import frozen_at
+from tests.services.conftest import frozen_at, sessions_on_a_fresh_database
 from tests.services.test_webhooks import fetch, postback, receiving
 
-
-@pytest.fixture
-def sessions(fresh_database_url: str) -> Iterator[sessionmaker[Session]]:
-    # A database of its own: the worker claims every due delivery job.
-    engine = make_engine(fresh_database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+sessions = sessions_on_a_fresh_database()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from billfold import cli
 from billfold.core import jobs
 from billfold.core.config import Settings
-from billfold.core.db import make_engine, make_sessionmaker, transaction
+from billfold.core.db import transaction
 from billfold.core.scope import Scope
 from billfold.customers import service as customers
 from billfold.customers.models import BillingAccount
@@ -30,17 +30,14 @@ from billfold.payments.gateways.base import CardDetails
 from billfold.payments.gateways.test import TestGateway
 from billfold.payments.models import Payment
 from tests.conftest import Reference
+from tests.services.conftest import sessions_on_a_fresh_database
 from tests.services.test_outbox import Mailbox, smtp_server, unused_port
 
 PAYER = "billing@acme.example"  # the customer's primary email (tests.conftest.Reference)
 SENDER = "billing@biller.example"
 
 
-@pytest.fixture
-def sessions(fresh_database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(fresh_database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+sessions = sessions_on_a_fresh_database()
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from billfold.core import clock, jobs
 from billfold.core.config import Settings
-from billfold.core.db import make_engine, make_sessionmaker, transaction
+from billfold.core.db import transaction
 from billfold.core.errors import Conflict, NotFound, ValidationFailed
 from billfold.core.jobs import Job
 from billfold.core.scope import Scope
@@ -41,16 +41,12 @@ from billfold.notifications.webhook_models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from tests.services.conftest import fields_of, frozen_at
+from tests.services.conftest import fields_of, frozen_at, sessions_on_a_fresh_database
 
 PAYMENT = {"id": "pay_1", "amount_minor": 2500, "currency": "USD"}
 
 
-@pytest.fixture
-def sessions(fresh_database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(fresh_database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
+sessions = sessions_on_a_fresh_database()
 
 
 @pytest.fixture

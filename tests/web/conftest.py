@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from billfold.web.pages import limits
+from tests.services.test_webhooks import Receiver, receiving
 
 
 @pytest.fixture(autouse=True)
@@ -17,3 +18,10 @@ def fresh_limits() -> Iterator[None]:
     yield
     for limit in limits.ALL:
         limit.reset()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on 127.0.0.1 that records what is posted to it."""
+    with receiving() as started:
+        yield started

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 PROBLEM = "application/problem+json"
 
@@ -48,3 +53,36 @@ def list_ids(client: Any, path: str, **params: Any) -> list[str]:
 def snapshot(client: Any) -> dict[str, list[str]]:
     """The ids of everything the tenant has in the watched lists."""
     return {path: list_ids(client, path) for path in WATCHED_LISTS}
+
+
+def database_of_its_own(**settings: Any) -> tuple[Any, Any, Any]:
+    """Module-scoped ``engine``, ``sessions`` and ``app`` fixtures on a database of the
+    module's own, for modules that run the worker (it claims every due job in its
+    database): ``engine, sessions, app = database_of_its_own()``. ``settings`` go to the
+    app's Settings. ``make_client`` serves the module's app from its engine."""
+    import pytest
+
+    from billfold.core.config import Settings
+    from billfold.core.db import make_engine, make_sessionmaker
+    from tests.conftest import migrated_database
+
+    @pytest.fixture(scope="module")
+    def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+        with migrated_database(tmp_path_factory.mktemp("db")) as url:
+            made = make_engine(url)
+            yield made
+            made.dispose()
+
+    @pytest.fixture(scope="module")
+    def sessions(engine: Engine) -> sessionmaker[Session]:
+        return make_sessionmaker(engine)
+
+    @pytest.fixture(scope="module")
+    def app(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Any:
+        from billfold.web.app import create_app
+
+        data_dir = Path(tmp_path_factory.mktemp("data"))
+        return create_app(Settings(database_url=str(engine.url), data_dir=data_dir,
+                                   **settings), engine)
+
+    return engine, sessions, app

@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from billfold import cli
 from billfold.core import jobs
-from billfold.core.config import Settings
-from billfold.core.db import make_engine, make_sessionmaker
-from tests.conftest import account_body, customer_body, migrated_database, seed_reference
-from tests.web.helpers import assert_problem, list_ids
+from tests.conftest import account_body, customer_body, seed_reference
+from tests.web.helpers import assert_problem, database_of_its_own, list_ids
 
 RULES = "/v1/invoice_distribution_rules"
 ALL_TYPES = ["none", "email", "paper", "paper_and_email"]
@@ -30,25 +25,7 @@ ADDRESS = {"line1": "9 Harbour Rd", "city": "Portland", "region": "OR", "postal_
            "country": "US"}
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    with migrated_database(tmp_path_factory.mktemp("delivery_db")) as url:
-        engine = make_engine(url)
-        yield engine
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
-
-
-@pytest.fixture(scope="module")
-def app(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from billfold.web.app import create_app
-
-    data_dir = Path(tmp_path_factory.mktemp("delivery_data"))
-    return create_app(Settings(database_url=str(engine.url), data_dir=data_dir), engine)
+engine, sessions, app = database_of_its_own()
 
 
 def work(app: Any, sessions: sessionmaker[Session]) -> None:

@@ -8,53 +8,24 @@ database, and other modules' deliveries are none of its business."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook
 
-from billfold.core.config import Settings
-from billfold.core.db import make_engine, make_sessionmaker
-from tests.conftest import account_body, customer_body, migrated_database, seed_reference
-from tests.services.test_webhooks import Receiver, receiving
-from tests.web.helpers import assert_problem
+from tests.conftest import account_body, customer_body, seed_reference
+from tests.services.test_webhooks import Receiver
+from tests.web.helpers import assert_problem, database_of_its_own
 from tests.web.test_pay_page import form_to, post
 from tests.web.test_postback_forms import CARD, DECLINED, VISA, deliver, pay_by_card
 
 SHOP = "https://shop.example"
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    with migrated_database(tmp_path_factory.mktemp("entries_api_db")) as url:
-        engine = make_engine(url)
-        yield engine
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
-
-
-@pytest.fixture(scope="module")
-def app(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from billfold.web.app import create_app
-
-    data_dir = Path(tmp_path_factory.mktemp("entries_api_data"))
-    return create_app(Settings(database_url=str(engine.url), data_dir=data_dir), engine)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with receiving() as started:
-        yield started
+engine, sessions, app = database_of_its_own()
 
 
 @pytest.fixture

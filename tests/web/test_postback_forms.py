@@ -9,24 +9,19 @@ database, and other modules' deliveries are none of its business."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from billfold import cli
 from billfold.core import clock, jobs
-from billfold.core.config import Settings
-from billfold.core.db import make_engine, make_sessionmaker
 from billfold.notifications import webhooks
-from tests.conftest import migrated_database, seed_reference
-from tests.services.test_webhooks import Receiver, receiving
+from tests.conftest import seed_reference
+from tests.services.test_webhooks import Receiver
+from tests.web.helpers import database_of_its_own
 from tests.web.test_pay_page import form_to, post
 from tests.web.test_payments_api import basic, seed_sample
 
@@ -42,32 +37,7 @@ CARD = {"card_name": "John S", "card_expiry": "12/39", "card_cvc": "123"}
 VISA = "4242 4242 4242 4242"
 DECLINED = "4000 0000 0000 0002"
 
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    with migrated_database(tmp_path_factory.mktemp("postback_forms_db")) as url:
-        engine = make_engine(url)
-        yield engine
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
-
-
-@pytest.fixture(scope="module")
-def app(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from billfold.web.app import create_app
-
-    data_dir = Path(tmp_path_factory.mktemp("postback_forms_data"))
-    return create_app(Settings(database_url=str(engine.url), data_dir=data_dir), engine)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with receiving() as started:
-        yield started
+engine, sessions, app = database_of_its_own()
 
 
 def deliver(app: Any, sessions: sessionmaker[Session]) -> None:

@@ -11,21 +11,17 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from billfold.core.config import Settings
-from billfold.core.db import make_engine, make_sessionmaker
-from tests.conftest import migrated_database, seed_reference
-from tests.services.test_webhooks import Receiver, receiving
+from tests.conftest import seed_reference
+from tests.services.test_webhooks import Receiver
 from tests.unit.test_targets import Listener
-from tests.web.helpers import assert_problem
+from tests.web.helpers import assert_problem, database_of_its_own
 from tests.web.test_payments_api import open_invoice
 from tests.web.test_postback_forms import VISA, deliver, pay_by_card
 
@@ -34,32 +30,7 @@ METADATA_URLS = ["http://169.254.169.254/latest/meta-data/",
 PUBLIC_URL = "https://8.8.8.8/hooks"  # a literal address: judged without DNS
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    with migrated_database(tmp_path_factory.mktemp("private_targets_db")) as url:
-        engine = make_engine(url)
-        yield engine
-        engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def sessions(engine: Engine) -> sessionmaker[Session]:
-    return make_sessionmaker(engine)
-
-
-@pytest.fixture(scope="module")
-def app(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from billfold.web.app import create_app
-
-    data_dir = Path(tmp_path_factory.mktemp("private_targets_data"))
-    return create_app(Settings(database_url=str(engine.url), data_dir=data_dir,
-                               live_gateway="test"), engine)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with receiving() as started:
-        yield started
+engine, sessions, app = database_of_its_own(live_gateway="test")
 
 
 @pytest.fixture
