@@ -23,6 +23,7 @@ from billfold.invoicing.models import Invoice
 from billfold.ledger import service as ledger
 from billfold.ledger import verify
 from billfold.ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
+from billfold.notifications.webhook_models import Event
 from billfold.payments import after, recording, sessions
 from billfold.payments.gateways.base import GatewayTimeout, RefundResult
 from billfold.payments.gateways.test_models import TestGatewayCharge, TestGatewayRefund
@@ -171,6 +172,24 @@ class TestEachStepIsOneEntryAndOneEvent:
         assert one_entry(till, "ach_return", payment.id) == {
             "cash_clearing": -1000, "receivable": 1000 + 2500, "fee_revenue": -2500}
         assert till.events("payment.returned") == 1
+
+    def test_an_ach_return_of_money_owed_elsewhere_charges_no_fee(self, till: Till) -> None:
+        """A session that keeps no records has no billing account to charge the return
+        fee to: none is posted, and the event says none."""
+        till.desk.configure(ach_return_fee_minor=2500)
+        with transaction(till.session):
+            token = sessions.create_native(till.session, till.scope, currency="USD", invoices=[
+                {"number": "EXT-9", "amount_due_minor": 1000}]).token
+        payment = till.pay(token, bank=RETURNS_R01)
+        step = Step(till)
+        till.advance(5)
+        assert step.added() == (1, 1)
+        assert one_entry(till, "ach_return", payment.id) == {
+            "cash_clearing": -1000, "external_payments": 1000}
+        with till.factory() as s:
+            [event] = s.scalars(select(Event).where(Event.tenant_id == till.scope.tenant_id,
+                                                    Event.type == "payment.returned"))
+            assert event.data["return_fee_minor"] == 0
 
     def test_a_chargeback_opened_then_lost(self, till: Till) -> None:
         invoice = till.invoice(1000)

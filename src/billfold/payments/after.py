@@ -336,7 +336,10 @@ def _returned(session: Session, scope: Scope, payment: Payment, event: GatewayEv
     if payment.status not in ("pending", "succeeded", "partially_refunded"):
         return
     code = event.return_code or "R??"
-    fee = tenants.get_settings(session, scope).ach_return_fee_minor
+    # The return fee is charged to the billing account: a payment without one (a session
+    # that keeps no records) is returned without it.
+    fee = tenants.get_settings(session, scope).ach_return_fee_minor \
+        if payment.billing_account_id else 0
     extra = []
     if fee and payment.billing_account_id:
         extra = [PostingLine(AccountRef("receivable", payment.billing_account_id),
@@ -357,7 +360,7 @@ def _returned(session: Session, scope: Scope, payment: Payment, event: GatewayEv
             pass  # blocked already by an earlier return
     session.flush()
     _changed(session, scope, payment, "payment.returned", return_code=code,
-                           return_fee_minor=fee)
+             return_fee_minor=fee)
 
 
 def _dispute_opened(session: Session, scope: Scope, payment: Payment, event: GatewayEvent
