@@ -109,7 +109,7 @@ class TestCloudPaymentsV2Postbacks:
             assert (form["PaymentAmount"], form["ConvenienceFee"]) == ("10.00", "1.00")
             assert form["PaymentTypeID"] == "1"
             assert form["RemoteIP"] == PAYER_ADDRESS[0]
-        # A declined card leaves no instrument with the gateway, so only the approved
-        # attempt knows its brand.
-        assert forms[1]["CardType"] == "Visa"
+        # The declined card's brand comes from the number typed (the gateway keeps no
+        # instrument for a declined charge).
+        assert forms[0]["CardType"] == forms[1]["CardType"] == "Visa"
         assert (succeeded["amount_minor"], succeeded["fee_minor"]) == (1000, 100)

@@ -48,6 +48,7 @@ from billfold.payments.gateways.base import (
     GatewayTimeout,
     SavedInstrument,
 )
+from billfold.payments.gateways.checks import card_brand
 from billfold.payments.models import BlockedBankAccount, Payment, PaySession
 from billfold.tenants import service as tenants
 from billfold.tenants.models import Tenant, TenantSettings
@@ -272,6 +273,10 @@ def _new_payment(session: Session, scope: Scope, row: PaySession, chosen: Plan,
         status="processing", amount_minor=chosen.amount_minor, fee_minor=chosen.fee_minor,
         refunded_minor=0, currency=row.currency, gateway="", gateway_reference=None,
         holder_name=getattr(details, "name", None) or getattr(details, "holder_name", None),
+        # The card's network and last four, from what the payer typed: a declined card's
+        # payment shows them too (the gateway's answer names them only for a charge made).
+        brand=card_brand(details.number) if isinstance(details, CardDetails) else None,
+        last4=details.number[-4:] if isinstance(details, CardDetails) else None,
         payer_name=payer.get("name"), payer_email=submission.payer_email or payer.get("email"),
         remote_ip=submission.remote_ip,
         description=", ".join(str(line["invoice_number"]) for line in chosen.lines)[:500],
