@@ -24,7 +24,7 @@ from billfold.ledger import service as ledger
 from billfold.ledger import verify
 from billfold.ledger.models import LedgerAccount, LedgerEntry, LedgerPosting
 from billfold.notifications.webhook_models import Event
-from billfold.payments import after, recording, sessions
+from billfold.payments import after, recording, refunds, sessions
 from billfold.payments.gateways.base import GatewayTimeout, RefundResult
 from billfold.payments.gateways.test_models import TestGatewayCharge, TestGatewayRefund
 from billfold.payments.models import Entry, Payment, PaymentAllocation, Refund
@@ -108,7 +108,7 @@ def refunds_of(till: Till, payment: Payment) -> list[tuple[str, int]]:
 
 
 def refund(till: Till, payment: Payment, amount_minor: int | None = None) -> Refund:
-    return after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id,
+    return refunds.refund(till.factory, till.gateway, till.scope, payment_id=payment.id,
                         amount_minor=amount_minor)
 
 
@@ -407,7 +407,7 @@ class TestTheJanitorSettlesRefunds:
         assert answer is not None
         for _ in range(2):
             with till.factory() as s, transaction(s):
-                after.record_refund_outcome(s, till.scope, pending.id, answer)
+                refunds.record_refund_outcome(s, till.scope, pending.id, answer)
         assert len(entries(till, "refund", pending.id)) == 1
         assert till.payment(payment.id).refunded_minor == 400
 
@@ -509,7 +509,7 @@ class TestSettledBankPaymentsAreRefunded:
                                    amount_minor=1000, idempotency_key="dashboard-1"
                                    ).status == "succeeded"
         step = Step(till)
-        with pytest.raises(after.RefundRefused) as refused:
+        with pytest.raises(refunds.RefundRefused) as refused:
             refund(till, payment)
         assert (refused.value.status, refused.value.code) == (409, "refund_refused")
         assert "more than what remains refundable" in refused.value.detail

@@ -18,7 +18,7 @@ from billfold.invoicing import billrun
 from billfold.invoicing import service as invoicing
 from billfold.invoicing.models import Invoice
 from billfold.orders import service as orders
-from billfold.payments import after, entries, sessions
+from billfold.payments import entries, refunds, sessions
 from billfold.payments.models import Entry
 from tests.services.conftest import ACTOR, Desk
 from tests.services.test_bill_runs import work
@@ -90,7 +90,7 @@ def view(till: Till, entry_id: str) -> entries.EntryView:
 
 def refund(till: Till, entry: Entry, amount_minor: int | None = None) -> None:
     payment_id = str(entry_of(till, entry.id).payment_id)
-    after.refund(till.factory, till.gateway, till.scope, payment_id=payment_id,
+    refunds.refund(till.factory, till.gateway, till.scope, payment_id=payment_id,
                  amount_minor=amount_minor)
 
 
@@ -302,7 +302,7 @@ def invoicing_with_key(till: Till, account: Any, key: str, amount: int) -> Invoi
 
 class TestWhenTheMoneyMoves:
     """A refund or chargeback of an entry's payment keeps the entry's stored status with
-    its money at once (after.CHANGED_HOOKS), not only when an invoice with its key comes."""
+    its money at once (takeback.CHANGED_HOOKS), not only when an invoice with its key comes."""
 
     def test_a_full_refund_makes_the_entry_refunded(self, till: Till) -> None:
         entry, token = new_entry(till, "SO-30", 2500)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from billfold.core.db import transaction
 from billfold.notifications import webhooks
-from billfold.payments import after, sessions
+from billfold.payments import refunds, sessions
 from tests.conftest import Reference
 from tests.services.conftest import Desk
 from tests.services.test_payments import Till
@@ -55,7 +55,7 @@ def test_a_refund_is_posted_back_to_native_sessions_only(till: Till, kind: str) 
                 postback_url=URL).token
     payment = till.pay(token)
     assert len(postbacks(till, payment.id)) == 1  # the result of the payment
-    after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id,
+    refunds.refund(till.factory, till.gateway, till.scope, payment_id=payment.id,
                  amount_minor=400)
     sent = postbacks(till, payment.id)
     assert till.events("payment.refunded") == 1

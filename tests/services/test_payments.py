@@ -28,7 +28,7 @@ from billfold.ledger import service as ledger
 from billfold.ledger import verify
 from billfold.notifications import outbox
 from billfold.notifications.webhook_models import Event
-from billfold.payments import after, notify, paying, recording, sessions
+from billfold.payments import after, notify, paying, recording, refunds, sessions
 from billfold.payments.gateways.base import BankDetails, CardDetails, ChargeRequest
 from billfold.payments.gateways.test import TestGateway
 from billfold.payments.gateways.test_models import TestGatewayCharge
@@ -362,7 +362,7 @@ class TestRefunds:
     def test_a_partial_refund_reopens_the_last_invoice_paid(self, till: Till) -> None:
         first, second = till.invoice(1000), till.invoice(2000)
         payment = till.pay(till.pay_session(first, second, card_fee_minor=100))
-        refund = after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id,
+        refund = refunds.refund(till.factory, till.gateway, till.scope, payment_id=payment.id,
                               amount_minor=500)
         assert (refund.status, refund.fee_minor) == ("succeeded", 0)
         assert till.reread(second).status == "partially_paid"
@@ -373,14 +373,14 @@ class TestRefunds:
     def test_refunding_the_rest_gives_back_the_fee(self, till: Till) -> None:
         invoice = till.invoice(1000)
         payment = till.pay(till.pay_session(invoice, card_fee_minor=100))
-        after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id,
+        refunds.refund(till.factory, till.gateway, till.scope, payment_id=payment.id,
                      amount_minor=400)
-        last = after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id)
+        last = refunds.refund(till.factory, till.gateway, till.scope, payment_id=payment.id)
         assert (last.amount_minor, last.fee_minor) == (600, 100)
         assert till.payment(payment.id).status == "refunded"
         assert till.reread(invoice).status == "open"
         with pytest.raises(Conflict):
-            after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id)
+            refunds.refund(till.factory, till.gateway, till.scope, payment_id=payment.id)
 
     def test_two_refunds_of_one_payment_at_once_never_give_back_more_than_it_took(
             self, till: Till, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -400,7 +400,7 @@ class TestRefunds:
         def refund() -> Any:
             both_there.wait()
             try:
-                return after.refund(till.factory, till.gateway, till.scope,
+                return refunds.refund(till.factory, till.gateway, till.scope,
                                     payment_id=payment.id, amount_minor=600)
             except (Conflict, ValidationFailed) as refused:
                 return refused
@@ -418,7 +418,7 @@ class TestRefunds:
     def test_refuses_more_than_is_left(self, till: Till) -> None:
         payment = till.pay(till.pay_session(till.invoice(1000)))
         with pytest.raises(ValidationFailed):
-            after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id,
+            refunds.refund(till.factory, till.gateway, till.scope, payment_id=payment.id,
                          amount_minor=1001)
 
 
@@ -533,7 +533,7 @@ class TestTheLedgerAfterEverything:
     def test_verify_finds_every_entry_balanced(self, till: Till) -> None:
         invoice = till.invoice(3000)
         payment = till.pay(till.pay_session(invoice, allow_partial=True), {"1": 1000})
-        after.refund(till.factory, till.gateway, till.scope, payment_id=payment.id, amount_minor=300)
+        refunds.refund(till.factory, till.gateway, till.scope, payment_id=payment.id, amount_minor=300)
         till.pay(till.pay_session(invoice), bank=("110000000", "000111111116"))
         till.advance(5)
         with till.factory() as s:

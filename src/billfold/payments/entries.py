@@ -35,7 +35,7 @@ from billfold.invoicing import service as invoicing
 from billfold.invoicing.models import Invoice
 from billfold.ledger.service import SourceRef
 from billfold.orders import service as orders
-from billfold.payments import after, ledgering, notify, paying, sessions
+from billfold.payments import ledgering, notify, paying, sessions, takeback
 from billfold.payments.allocation import Share
 from billfold.payments.models import Entry, Payment, PaySession
 from billfold.tenants import service as tenants
@@ -277,7 +277,7 @@ def entry_paid(session: Session, scope: Scope, payment: Payment) -> None:
 
 
 def money_changed(session: Session, scope: Scope, payment: Payment) -> None:
-    """A refund, void, return or chargeback of an entry's payment (after.CHANGED_HOOKS):
+    """A refund, void, return or chargeback of an entry's payment (takeback.CHANGED_HOOKS):
     a balanced entry whose money went back for good is ``refunded``; one whose money came
     back (a chargeback won) is assigned to an invoice with its key finalized meanwhile.
     An assigned entry stays assigned: its invoice is where the money was taken from and
@@ -378,6 +378,6 @@ def _assign(session: Session, scope: Scope, entry: Entry, invoice: Invoice) -> b
 
 
 paying.SETTLED_HOOKS.append(entry_paid)
-after.CHANGED_HOOKS.append(money_changed)
+takeback.CHANGED_HOOKS.append(money_changed)
 invoicing.FINALIZED_HOOKS.append(invoices_finalized)
 billrun.ORDER_KEY_HOOKS.append(order_keys)

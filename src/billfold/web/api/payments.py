@@ -16,7 +16,17 @@ from billfold.collections import autopay
 from billfold.core.db import transaction
 from billfold.core.scope import Scope
 from billfold.notifications import webhooks
-from billfold.payments import after, cloud, cloudpayments, entries, notify, recording, sessions
+from billfold.payments import (
+    after,
+    cloud,
+    cloudpayments,
+    entries,
+    notify,
+    recording,
+    refunds,
+    sessions,
+    takeback,
+)
 from billfold.payments.models import Payment, PaySession, Refund
 from billfold.tenants import service as tenants
 from billfold.web import workers
@@ -198,7 +208,7 @@ def list_payments(db: DbSession, caller: ApiCaller, page: Pagination,
 
 @router.get("/payments/{payment_id}", response_model=PaymentOut, tags=["payments"])
 def get_payment(payment_id: str, db: DbSession, caller: ApiCaller) -> dict[str, Any]:
-    return notify.describe(after.get_payment(db, caller.scope, payment_id))
+    return notify.describe(takeback.get_payment(db, caller.scope, payment_id))
 
 
 class PaymentIn(Input):
@@ -261,8 +271,8 @@ def create_refund(payment_id: str, body: RefundIn, request: Request, db: DbSessi
     gateway refuses answers 409 ``refund_refused`` and is listed, ``failed``, under GET
     …/refunds; one whose answer was lost stays ``pending`` until the janitor asks the
     gateway."""
-    after.get_payment(db, caller.scope, payment_id)  # 404 before asking for a gateway
-    row = after.refund(_factory(request, db), _gateway(request, caller.scope), caller.scope,
+    takeback.get_payment(db, caller.scope, payment_id)  # 404 before asking for a gateway
+    row = refunds.refund(_factory(request, db), _gateway(request, caller.scope), caller.scope,
                        payment_id=payment_id, amount_minor=body.amount_minor, reason=body.reason)
     return _refund_out(row)
 
@@ -270,7 +280,7 @@ def create_refund(payment_id: str, body: RefundIn, request: Request, db: DbSessi
 @router.get("/payments/{payment_id}/refunds", response_model=page_of(RefundOut),
             tags=["payments"])
 def list_refunds(payment_id: str, db: DbSession, caller: ApiCaller) -> dict[str, object]:
-    rows = after.list_refunds(db, caller.scope, payment_id)
+    rows = refunds.list_refunds(db, caller.scope, payment_id)
     return {"data": [_refund_out(r) for r in rows], "has_more": False}
 
 
@@ -278,7 +288,7 @@ def list_refunds(payment_id: str, db: DbSession, caller: ApiCaller) -> dict[str,
 def void_payment(payment_id: str, request: Request, db: DbSession, caller: ApiCaller
                  ) -> dict[str, Any]:
     """Cancel a bank payment before it settles; the invoices it paid reopen."""
-    after.get_payment(db, caller.scope, payment_id)
+    takeback.get_payment(db, caller.scope, payment_id)
     payment = after.void(_factory(request, db), _gateway(request, caller.scope), caller.scope,
                          payment_id=payment_id)
     return notify.describe(payment)
