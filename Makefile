@@ -27,11 +27,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The page tests drive Debian's Chromium through Playwright (never a downloaded browser).
+# The page tests drive Debian's Chromium through Playwright (never a downloaded browser);
+# one test runs the curl command the demo prints.
 browser:
-	@test -x /usr/bin/chromium || { \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
-		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+	@{ test -x /usr/bin/chromium && command -v curl >/dev/null; } || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium curl; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium curl; fi; }
 
 # axe-core, run inside the portal's pages by the browser tests (npm ci installs exactly
 # what package-lock.json pins).
