@@ -285,10 +285,11 @@ def _job_handlers(settings: Settings) -> dict[str, jobs.Handler]:
     from billfold.invoicing import billrun, delivery
     from billfold.notifications import outbox, webhooks
     from billfold.payments import notify
+    from billfold.tenants import service as tenants
 
     return {**outbox.handlers(settings, listeners=delivery.outbox_listeners()),
             **delivery.handlers(settings),
-            **webhooks.handlers(settings, private_allowed=notify.private_allowed),
+            **webhooks.handlers(settings, private_allowed=tenants.private_targets_allowed),
             **notify.handlers(), billrun.JOB_KIND: _bill_chunk_handler()}
 
 

@@ -19,7 +19,6 @@ from billfold.core.scope import Scope
 from billfold.customers import settings as settings_service
 from billfold.notifications import webhooks
 from billfold.notifications.webhook_models import WebhookDelivery
-from billfold.payments import notify
 from billfold.tenants import service as tenants
 from tests.services.conftest import frozen_at, sessions_on_a_fresh_database
 from tests.services.test_webhooks import fetch, postback, receiving
@@ -53,7 +52,7 @@ def test_a_private_target_is_judged_when_sent(sessions, tmp_path, still_allowed)
     allow_private(sessions, scope, True)
     with receiving() as receiver:
         with sessions() as session:
-            assert notify.private_allowed(session, scope)
+            assert tenants.private_targets_allowed(session, scope)
         queued = postback(sessions, scope, receiver.url(), json_body={"type": "x"},
                           allow_private=True)
         allow_private(sessions, scope, still_allowed)

@@ -107,3 +107,39 @@ class TestEntries:
         assert biller.get("/v1/pay_sessions").json()["data"] == []
         accepted = send(0, GOOD)
         assert accepted.status_code == 201, accepted.text
+
+
+class TestPrivatePostbackTargets:
+    """A postback URL on an allowed origin whose host is a literal private address is
+    refused when given, on each of the three requests that take one (sessions.check_urls
+    names them by field)."""
+
+    ORIGIN = "http://10.0.0.7:8080"
+
+    @pytest.fixture
+    def private(self, make_client: Any) -> Any:
+        client = make_client(allowed_origins=[self.ORIGIN])
+        client.ids = seed_reference(client)
+        return client
+
+    def test_each_request_refuses_it_naming_its_field(self, private: Any) -> None:
+        url = f"{self.ORIGIN}/postbacks"
+        invoice = open_invoice(private)
+        request = json.loads(seed_sample().replace("False", "false"))
+        sent = {
+            "PostBackURL": private.post(
+                "/cloudpayments/v2", json={**request, "PostBackURL": url, "ReturnURL": None,
+                                           "CssUrl": None}, headers=basic(private)),
+            "postback_url": private.post("/v1/pay_sessions", json={
+                "invoices": [{"invoice_id": invoice["id"]}], "postback_url": url}),
+        }
+        entry = private.post("/v1/entries", json={
+            "assignment_key": "ORDER-P", "amount_minor": 5000, "currency": "USD",
+            "billing_account_id": invoice["billing_account_id"], "postback_url": url})
+        for field, response in [*sent.items(), ("postback_url", entry)]:
+            assert response.status_code == 422, response.text
+            [error] = [e for e in response.json()["errors"] if e["field"] == field]
+            assert (error["code"], error["message"]) == (
+                "unsafe_target", "10.0.0.7 is a private address")
+        assert private.get("/v1/pay_sessions").json()["data"] == []
+        assert private.get("/v1/entries").json()["data"] == []

@@ -285,8 +285,7 @@ def _failure(payment: Payment) -> str:
 
 
 def _locked(session: Session, attempt_id: str) -> AutopayAttempt:
-    attempt = session.get(AutopayAttempt, attempt_id, with_for_update=True,
-                          populate_existing=True)
+    attempt = session.get(AutopayAttempt, attempt_id, with_for_update=True)
     assert attempt is not None
     return attempt
 

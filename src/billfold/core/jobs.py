@@ -317,7 +317,7 @@ def _tell(session: Session, handler: RecordsFailures, job: Job, error: str) -> N
 
 def _held(session: Session, lease: _Lease) -> Job | None:
     """The job, locked, if this worker's lease on it still holds."""
-    job = session.get(Job, lease.job_id, with_for_update=True, populate_existing=True)
+    job = session.get(Job, lease.job_id, with_for_update=True)
     if (job is None or job.status != "running" or job.locked_by != lease.worker_id
             or job.attempts != lease.attempt):
         log.warning("job %s: lease of %s was taken over; not finishing it", lease.job_id,
@@ -332,8 +332,7 @@ def _held_all(session: Session, leases: Sequence[_Lease]) -> list[Job]:
     wanted = {lease.job_id: lease for lease in leases}
     held = []
     for job in session.scalars(select(Job).where(Job.id.in_(sorted(wanted)))
-                               .order_by(Job.id).with_for_update()
-                               .execution_options(populate_existing=True)):
+                               .order_by(Job.id).with_for_update()):
         lease = wanted[job.id]
         if job.status == "running" and job.locked_by == lease.worker_id \
                 and job.attempts == lease.attempt:

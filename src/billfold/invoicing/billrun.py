@@ -300,7 +300,7 @@ def bill_account(session: Session, scope: Scope, *, account_id: str, as_of: date
                  ) -> Outcome | None:
     """Bill the account's next bill date if it is on or before ``as_of``; None when it is
     not due (already billed, by this run or another). Call inside a transaction."""
-    account = session.get(BillingAccount, account_id, with_for_update=True, populate_existing=True)
+    account = session.get(BillingAccount, account_id, with_for_update=True)
     if account is None or account.tenant_id != scope.tenant_id or account.mode != scope.mode:
         return None
     if account.status != "active" or account.responsible_account_id is not None:
@@ -428,7 +428,7 @@ def _order_keys(session: Session, scope: Scope, items: list[Any]
                 ) -> tuple[set[str], dict[str, str]]:
     """Of these pending charges and services not billed yet, the ids held back, and the
     assignment key of each to be invoiced under its order's key."""
-    order_ids = {item.order_id for item in items}
+    order_ids = {item.order_id for item in items if item.order_id is not None}
     if not order_ids or not ORDER_KEY_HOOKS:
         return set(), {}
     key_of = {str(order_id): str(key) for order_id, key in session.execute(
@@ -730,7 +730,7 @@ def bill_chunk(session: Session, job: jobs.Job, *, on_invoice: Callable[..., Non
             progress(len(batch))
     # Two workers finishing a run's last chunks take turns here, so one of them sees the
     # other's chunk done and completes the run.
-    session.get(BillRun, run_id, with_for_update=True, populate_existing=True)
+    session.get(BillRun, run_id, with_for_update=True)
     chunk = session.get(BillRunChunk, chunk_id, populate_existing=True)
     assert chunk is not None
     chunk.done_at = clock.utcnow()

@@ -56,7 +56,7 @@ class Outcome:
     error: str | None  # None when the receiver answered 2xx
 
 
-# Whether a scope may send to private addresses now (the payments package's rule: test
+# Whether a scope may send to private addresses now (tenants.private_targets_allowed: test
 # mode with the tenant's allow_private_postback_targets on).
 PrivateAllowed = Callable[[Session, Scope], bool]
 
@@ -192,5 +192,5 @@ def handlers(settings: Settings, *, private_allowed: PrivateAllowed | None = Non
              ) -> dict[str, jobs.Handler]:
     """The webhook job handler, for ``jobs.run_pending``. ``settings`` is taken like every
     package's ``handlers``; nothing in it concerns webhooks yet. ``private_allowed``: see
-    DeliverWebhook (the worker passes the payments package's rule)."""
+    DeliverWebhook (the worker passes tenants.private_targets_allowed)."""
     return {DELIVER_WEBHOOK: DeliverWebhook(private_allowed)}

@@ -136,7 +136,7 @@ def _returned(session: Session, scope: Scope, payment: Payment, event: GatewayEv
             pass  # blocked already by an earlier return
     session.flush()
     takeback.changed(session, scope, payment, "payment.returned", return_code=code,
-             return_fee_minor=fee)
+                     return_fee_minor=fee)
 
 
 def _dispute_opened(session: Session, scope: Scope, payment: Payment, event: GatewayEvent
@@ -161,7 +161,7 @@ def _dispute_opened(session: Session, scope: Scope, payment: Payment, event: Gat
     payment.status = "disputed"
     session.flush()
     takeback.changed(session, scope, payment, "payment.disputed",
-                           dispute={"id": dispute.id, "status": "open", "fee_minor": fee})
+                     dispute={"id": dispute.id, "status": "open", "fee_minor": fee})
 
 
 def _dispute_closed(session: Session, scope: Scope, payment: Payment, event: GatewayEvent
@@ -180,8 +180,8 @@ def _dispute_closed(session: Session, scope: Scope, payment: Payment, event: Gat
         payment.status = takeback.refunded_status(payment)
     session.flush()
     takeback.changed(session, scope, payment, "payment.disputed",
-                           dispute={"id": dispute.id, "status": dispute.status,
-                                    "fee_minor": dispute.fee_minor})
+                     dispute={"id": dispute.id, "status": dispute.status,
+                              "fee_minor": dispute.fee_minor})
 
 
 def _reinstate(session: Session, scope: Scope, payment: Payment, dispute: Dispute) -> None:

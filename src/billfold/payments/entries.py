@@ -267,7 +267,7 @@ def entry_paid(session: Session, scope: Scope, payment: Payment) -> None:
     if an invoice with its key that may take the money exists already."""
     if payment.entry_id is None:
         return
-    entry = session.get(Entry, payment.entry_id, with_for_update=True, populate_existing=True)
+    entry = session.get(Entry, payment.entry_id, with_for_update=True)
     if entry is None or entry.status != "open":
         return
     entry.status, entry.payment_id, entry.balanced_at = "balanced", payment.id, clock.utcnow()
@@ -284,7 +284,7 @@ def money_changed(session: Session, scope: Scope, payment: Payment) -> None:
     is given back to."""
     if payment.entry_id is None:
         return
-    entry = session.get(Entry, payment.entry_id, with_for_update=True, populate_existing=True)
+    entry = session.get(Entry, payment.entry_id, with_for_update=True)
     if entry is None or entry.status != "balanced":
         return
     if payment.status in GONE:
@@ -310,7 +310,7 @@ def invoices_finalized(session: Session, scope: Scope, keyed: list[tuple[str, st
         entry = session.scalars(select(Entry).where(
             Entry.tenant_id == scope.tenant_id, Entry.mode == scope.mode,
             Entry.assignment_key == key, Entry.status == "balanced")
-            .with_for_update().execution_options(populate_existing=True)).one_or_none()
+            .with_for_update()).one_or_none()
         invoice = session.get(Invoice, invoice_id)
         if entry is not None and invoice is not None:
             _assign(session, scope, entry, invoice)
@@ -342,8 +342,7 @@ def _assign(session: Session, scope: Scope, entry: Entry, invoice: Invoice) -> b
     if obstacle is not None:
         log.warning("entry %s not assigned to invoice %s: %s", entry.id, invoice.id, obstacle[1])
         return False
-    payment = session.get(Payment, str(entry.payment_id), with_for_update=True,
-                          populate_existing=True)
+    payment = session.get(Payment, str(entry.payment_id), with_for_update=True)
     assert payment is not None
     if payment.status in GONE:
         entry.status = "refunded"

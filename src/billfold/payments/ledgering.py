@@ -194,9 +194,9 @@ def lock_invoices(session: Session, invoice_ids: Sequence[str]) -> dict[str, Inv
 
 
 def invoices_locked(session: Session, invoices: Iterable[Invoice]) -> None:
-    """Note invoices this transaction has just read FOR UPDATE, with populate_existing
-    (so they are the rows as locked): lock_invoices returns them, for as long as the
-    transaction lasts (a savepoint's end forgets them, with its locks). On SQLite a read
+    """Note invoices this transaction has just read FOR UPDATE (as locked: a locking read
+    loads over what the session held, make_sessionmaker): lock_invoices returns them, for
+    as long as the transaction lasts (a savepoint's end forgets them, with its locks). On SQLite a read
     is as good as the lock: every transaction there holds the one writer's lock from its
     first statement (BEGIN IMMEDIATE), so no one can change them meanwhile."""
     held: dict[str, Invoice] = txcache.cached(session, _LOCKED_INVOICES, dict)
@@ -217,8 +217,7 @@ INVOICES_LOCKED = DirectAmong(lambda _dialect, among: (
         among(Invoice.id))
     .order_by(Invoice.id).with_for_update()), "ids")
 _LOCK_INVOICES = (select(Invoice).where(Invoice.id.in_(bindparam("ids", expanding=True)))
-                  .order_by(Invoice.id).with_for_update()
-                  .execution_options(populate_existing=True))
+                  .order_by(Invoice.id).with_for_update())
 
 
 def applied(session: Session, payment_id: str) -> Applied:

@@ -49,13 +49,10 @@ def describe(payment: Payment) -> dict[str, Any]:
     }
 
 
-private_allowed = tenants.private_targets_allowed
-
-
 def emit(session: Session, scope: Scope, type_: str, data: dict[str, Any],
          about: tuple[str, str]) -> None:
     webhooks.emit(session, scope, type=type_, data=data, about=about,
-                  allow_private=private_allowed(session, scope))
+                  allow_private=tenants.private_targets_allowed(session, scope))
 
 
 def payment_succeeded(session: Session, scope: Scope, payment: Payment,
@@ -68,7 +65,7 @@ def payment_succeeded(session: Session, scope: Scope, payment: Payment,
             "billing_account_id": invoice.billing_account_id, "status": invoice.status,
             "total_minor": invoice.total_minor, "currency": invoice.currency,
             "payment_id": payment.id}, ("invoice", invoice.id)) for invoice in paid)],
-        allow_private=private_allowed(session, scope))
+        allow_private=tenants.private_targets_allowed(session, scope))
     _postback(session, scope, payment, approved=True)
     _confirm(session, scope, payment)
 
@@ -164,7 +161,7 @@ def payment_changed(session: Session, scope: Scope, payment: Payment, event: str
     if url is not None:
         webhooks.enqueue_postback(session, scope, url=url, json_body={"type": event, "data": data},
                                   about=("payment", payment.id),
-                                  allow_private=private_allowed(session, scope))
+                                  allow_private=tenants.private_targets_allowed(session, scope))
 
 
 def entry_event(session: Session, scope: Scope, entry: Entry, event: str) -> None:
@@ -174,7 +171,7 @@ def entry_event(session: Session, scope: Scope, entry: Entry, event: str) -> Non
         webhooks.enqueue_postback(session, scope, url=entry.postback_url,
                                   json_body={"type": event, "data": data},
                                   about=("entry", entry.id),
-                                  allow_private=private_allowed(session, scope))
+                                  allow_private=tenants.private_targets_allowed(session, scope))
 
 
 def entry_data(entry: Entry) -> dict[str, Any]:
@@ -203,11 +200,11 @@ def _postback(session: Session, scope: Scope, payment: Payment, *, approved: boo
                 session, scope, url=entry.postback_url,
                 json_body={"type": event, "data": {**entry_data(entry),
                                                    "payment": describe(payment)}},
-                about=("payment", payment.id), allow_private=private_allowed(session, scope))
+                about=("payment", payment.id), allow_private=tenants.private_targets_allowed(session, scope))
         return
     if row.postback_url is None:
         return
-    allow_private = private_allowed(session, scope)
+    allow_private = tenants.private_targets_allowed(session, scope)
     if row.kind == "cloudpayments_v2":
         webhooks.enqueue_postback(session, scope, url=row.postback_url,
                                   form=cloud_payments_fields(row, payment, approved=approved),

@@ -216,7 +216,7 @@ _HELD = "billfold.read_ahead"
 
 
 def unless_blocked(factory: Callable[[], Session], gateway: Gateway, scope: Scope,
-                    result: ChargeResult) -> ChargeResult:
+                   result: ChargeResult) -> ChargeResult:
     """A bank account returned as closed or invalid is never debited again: the debit
     the gateway just accepted is voided before it goes anywhere. (The fingerprint that
     recognises the account is only known once the gateway has seen it.)"""
@@ -284,12 +284,15 @@ def _new_payment(session: Session, scope: Scope, row: PaySession, chosen: Plan,
         lines=[{"key": line["key"], "invoice_id": line.get("invoice_id"),
                 "invoice_number": line.get("invoice_number"),
                 "account_number": line.get("account_number"),
+                # The number the page showed the payer (Cloud Payments V2), for the receipt.
+                **({"display_account_number": line["display_account_number"]}
+                   if line.get("display_account_number") else {}),
                 "billing_account_id": line.get("billing_account_id"),
                 "pay_minor": line["pay_minor"]} for line in chosen.lines])
 
 
 def _locked(session: Session, payment_id: str) -> Payment:
-    payment = session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
+    payment = session.get(Payment, payment_id, with_for_update=True)
     assert payment is not None
     return payment
 

@@ -82,7 +82,7 @@ _INVOICES = (
     select(Invoice).where(
         Invoice.tenant_id == bindparam("tenant"), Invoice.mode == bindparam("mode"),
         Invoice.id.in_(bindparam("ids", expanding=True)))
-    .order_by(Invoice.id).with_for_update().execution_options(populate_existing=True))
+    .order_by(Invoice.id).with_for_update())
 # The same, run directly, when the session holds none of them (nothing to refresh).
 _INVOICES_DIRECT = ledgering.INVOICES_LOCKED
 

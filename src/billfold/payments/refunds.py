@@ -120,8 +120,8 @@ def record_refund_outcome(session: Session, scope: Scope, refund_id: str,
 def _refunded(session: Session, scope: Scope, payment: Payment, row: Refund,
               reference: str | None) -> None:
     """Post a refund the gateway made: it takes back exactly its amount of what the
-    payment holds (``takeback.refund_parts``) and its fee from fee revenue (taken back, like the
-    shares, as a negative amount: ``ledgering.post``'s sign). What the payment no
+    payment holds (``takeback.refund_parts``) and its fee from fee revenue (taken back,
+    like the shares, as a negative amount: ``ledgering.post``'s sign). What the payment no
     longer holds — a chargeback, return or void took it while the refund was with the
     gateway — has left twice and is written off (a won chargeback brings it back)."""
     holds = payment.status in takeback.REFUNDABLE
@@ -144,8 +144,8 @@ def _refunded(session: Session, scope: Scope, payment: Payment, row: Refund,
     payment.updated_at = clock.utcnow()
     session.flush()
     takeback.changed(session, scope, payment, "payment.refunded",
-                           refund={"id": row.id, "amount_minor": row.amount_minor,
-                                   "fee_minor": row.fee_minor})
+                     refund={"id": row.id, "amount_minor": row.amount_minor,
+                             "fee_minor": row.fee_minor})
 
 
 def list_refunds(session: Session, scope: Scope, payment_id: str) -> list[Refund]:
@@ -155,7 +155,7 @@ def list_refunds(session: Session, scope: Scope, payment_id: str) -> list[Refund
 
 
 def resolve_refunds(factory: sessionmaker[Session], gateway: Gateway, scope: Scope) -> int:
-    """Refunds still pending takeback.STUCK_AFTER after they were asked for: the gateway's answer
+    """Refunds still pending STUCK_AFTER after they were asked for: the gateway's answer
     was lost (a timeout or a crash), since no call to it takes that long; younger ones may
     still be on their way to it."""
     with factory() as session:

@@ -39,7 +39,7 @@ CHANGED_HOOKS: list[Callable[[Session, Scope, Payment], None]] = []
 
 
 def changed(session: Session, scope: Scope, payment: Payment, event: str,
-             **extra: Any) -> None:
+            **extra: Any) -> None:
     """The event, to endpoints and postbacks, and the hooks."""
     notify.payment_changed(session, scope, payment, event, **extra)
     for hook in CHANGED_HOOKS:
@@ -101,8 +101,8 @@ def _external_back(external: list[tuple[str | None, int]], amount: int
 
 
 def take_back_all(session: Session, scope: Scope, payment: Payment, *, kind: str,
-                   source: tuple[str, str], description: str,
-                   extra: list[PostingLine] | None = None) -> int:
+                  source: tuple[str, str], description: str,
+                  extra: list[PostingLine] | None = None) -> int:
     """Take back everything the payment still holds, service fee included (less what
     refunds gave back already). Returns how much that was, fee included."""
     applied = ledgering.applied(session, payment.id)

@@ -111,8 +111,8 @@ class Page:
                                 link=(self.url + "/receipt", self.t("view_receipt")))
         if payment.status == "unknown":
             return self.unconfirmed()
-        receipt = pay_views.receipt_view(payment, self.t, self.known.row.lines)
-        return self.render("pay_receipt.html", receipt=receipt, register_url=self.register_url())
+        return self.render("pay_receipt.html", receipt=pay_views.receipt_view(payment, self.t),
+                           register_url=self.register_url())
 
     def register_url(self) -> str | None:
         """Where a payer who paid without a portal login may register (Cloud Payments V2's

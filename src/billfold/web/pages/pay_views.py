@@ -3,7 +3,6 @@ templates print these values and decide nothing about money."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -141,19 +140,12 @@ def plan_view(plan: Plan, choices: Choices, currency: str, t: Translator) -> Pla
         total=total, pay_label=t("pay_button", total=total), hidden=hidden)
 
 
-def receipt_view(payment: Payment, t: Translator,
-                 session_lines: Iterable[dict[str, Any]] = ()) -> ReceiptView:
-    """The receipt; ``session_lines`` (the pay session's) give each paid line the account
-    number the page showed for it, which the payment's own lines do not keep."""
+def receipt_view(payment: Payment, t: Translator) -> ReceiptView:
     currency = payment.currency
-    display = {str(line.get("key")): line.get("display_account_number")
-               for line in session_lines}
-    paid = [PaidLine(str(line.get("invoice_number") or ""),
-                     str(display.get(str(line.get("key"))) or line.get("account_number") or ""),
-                     t.money(int(line["pay_minor"]), currency)) for line in payment.lines]
     return ReceiptView(
         number=payment.receipt_number or payment.id, date=t.date(payment.payment_date),
-        lines=paid,
+        lines=[PaidLine(str(line.get("invoice_number") or ""), account_shown(line),
+                        t.money(int(line["pay_minor"]), currency)) for line in payment.lines],
         amount=t.money(payment.amount_minor, currency), fee=t.money(payment.fee_minor, currency),
         total=t.money(payment.amount_minor + payment.fee_minor, currency),
         method=method_label(payment, t), pending=payment.status == "pending")
